@@ -1,0 +1,50 @@
+//! `gangplank`: the one binary. Subcommands:
+//!
+//! - `gangplank proxy`: the admin/status API on its unix socket (and, with the data
+//!   plane, the proxy listeners).
+//! - `gangplank ctl`: talks to a running instance through the socket, like
+//!   ingress-nginx's `/dbg`.
+//!
+//! This crate is the binary edge: it parses flags, sets up logging, wires the library
+//! crates together and turns their typed errors into messages (`anyhow`).
+
+mod cmd;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gangplank",
+    version,
+    about = "A memory-safe, drop-in successor to ingress-nginx."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the proxy: the admin/status API on its unix socket.
+    Proxy(cmd::proxy::ProxyArgs),
+    /// Inspect a running instance through its admin socket.
+    Ctl(cmd::ctl::CtlArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Proxy(args) => cmd::proxy::run(args),
+        Command::Ctl(args) => cmd::ctl::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("gangplank: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
