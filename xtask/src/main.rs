@@ -1,0 +1,97 @@
+//! `cargo xtask <task>`: project automation in plain Rust, so it runs wherever cargo
+//! does (no shell scripts, no Makefiles).
+//!
+//! Tasks:
+//! - `test`: the whole test suite (`cargo nextest run --workspace`, or `cargo test`
+//!   when nextest is not installed), then the doc tests.
+//! - `ci`: what CI runs: `cargo fmt --check`, `cargo clippy --workspace
+//!   --all-targets -- -D warnings`, then `test`.
+//! - `bench [criterion args]`: the criterion benchmarks of `benches/`.
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    let result = match task {
+        "test" => test(),
+        "ci" => ci(),
+        "bench" => bench(rest),
+        "help" | "--help" | "-h" => {
+            println!("usage: cargo xtask <test|ci|bench> [args]");
+            Ok(())
+        }
+        other => Err(format!("unknown task {other:?}; try `cargo xtask help`")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(mut command: Command) -> Result<(), String> {
+    eprintln!("xtask: running {command:?}");
+    let status = command.status().map_err(|e| format!("{command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed with {status}"))
+    }
+}
+
+fn has_nextest() -> bool {
+    cargo()
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn test() -> Result<(), String> {
+    if has_nextest() {
+        let mut c = cargo();
+        c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+        run(c)?;
+        // nextest does not run doc tests.
+        let mut c = cargo();
+        c.args(["test", "--workspace", "--doc"]);
+        run(c)
+    } else {
+        let mut c = cargo();
+        c.args(["test", "--workspace", "--no-fail-fast"]);
+        run(c)
+    }
+}
+
+fn ci() -> Result<(), String> {
+    let mut c = cargo();
+    c.args(["fmt", "--all", "--", "--check"]);
+    run(c)?;
+    let mut c = cargo();
+    c.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(c)?;
+    test()
+}
+
+fn bench(rest: &[String]) -> Result<(), String> {
+    let mut c = cargo();
+    c.args(["bench", "-p", "gangplank-benches", "--"]);
+    c.args(rest);
+    run(c)
+}
