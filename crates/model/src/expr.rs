@@ -31,6 +31,9 @@ pub enum Part {
 pub enum Variable {
     /// `$request_uri`: the original path and query.
     RequestUri,
+    /// `$escaped_request_uri`: `$request_uri` percent-encoded for use as a query
+    /// value (ingress-nginx's idiom for `auth-signin` redirects).
+    EscapedRequestUri,
     /// `$uri`: the normalised path, without the query.
     Uri,
     /// `$args` / `$query_string`.
@@ -63,6 +66,7 @@ impl Variable {
     fn from_name(name: &str) -> Option<Variable> {
         Some(match name {
             "request_uri" => Variable::RequestUri,
+            "escaped_request_uri" => Variable::EscapedRequestUri,
             "uri" | "document_uri" => Variable::Uri,
             "args" | "query_string" => Variable::Args,
             "remote_addr" => Variable::RemoteAddr,
@@ -96,7 +100,7 @@ pub enum ExprError {
     Unterminated(String),
     /// A variable the data plane cannot evaluate.
     #[error(
-        "unknown variable ${0}; supported: $request_uri, $uri, $args, $remote_addr, $binary_remote_addr, $remote_port, $host, $scheme, $request_method, $server_name, $server_port, $http_<name>, $cookie_<name>, $arg_<name>, $1..$9"
+        "unknown variable ${0}; supported: $request_uri, $escaped_request_uri, $uri, $args, $remote_addr, $binary_remote_addr, $remote_port, $host, $scheme, $request_method, $server_name, $server_port, $http_<name>, $cookie_<name>, $arg_<name>, $1..$9"
     )]
     UnknownVariable(String),
     /// Control characters or an over-long value.
@@ -178,6 +182,7 @@ impl fmt::Display for Variable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Variable::RequestUri => f.write_str("$request_uri"),
+            Variable::EscapedRequestUri => f.write_str("$escaped_request_uri"),
             Variable::Uri => f.write_str("$uri"),
             Variable::Args => f.write_str("$args"),
             Variable::RemoteAddr => f.write_str("$remote_addr"),

@@ -940,7 +940,6 @@ impl Validate for GeneralConfig {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::policy::tests::{CORPUS, MORE_SEEDS, assert_corpus};

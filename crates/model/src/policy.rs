@@ -413,7 +413,8 @@ impl Cidr {
         let prefix = match prefix_text {
             None => max,
             Some(p) => {
-                let ok = !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit());
+                // Plain decimal, like the addresses: no sign, no leading zeros.
+                let ok = p.bytes().all(|b| b.is_ascii_digit()) && (p == "0" || !p.starts_with('0'));
                 match p.parse::<u8>() {
                     Ok(n) if ok && n <= max => n,
                     _ => {
@@ -532,6 +533,8 @@ pub fn check_url(url: &str) -> Result<(), String> {
 /// appear where ingress-nginx allowed them (`auth-url`, `auth-signin`,
 /// `permanent-redirect`, `mirror-target`). Only variables the data plane can evaluate
 /// are accepted ([`crate::expr`]), and only in the `$name` form: braces are rejected.
+/// In the host only `$host` and `$server_name` may appear, so a client can never pick
+/// the destination (`http://$http_x/` is rejected).
 pub fn check_url_template(url: &str) -> Result<(), String> {
     check_url_impl(url, true)
 }
@@ -1594,8 +1597,6 @@ pub struct Redirect {
     /// `app-root`: `/` redirects (302) to this path.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_root: Option<String>,
-    /// `from-to-www-redirect`: `www.<host>` and `<host>` redirect to each other.
-    pub from_to_www: bool,
     /// `ssl-redirect`; absent means the ConfigMap's (default true).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ssl_redirect: Option<bool>,
@@ -1615,7 +1616,6 @@ impl Default for Redirect {
             temporal_url: None,
             temporal_code: 302,
             app_root: None,
-            from_to_www: false,
             ssl_redirect: None,
             force_ssl_redirect: None,
             preserve_trailing_slash: None,
@@ -2303,7 +2303,6 @@ impl Validate for CustomHeaders {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -2692,7 +2691,7 @@ pub(crate) mod tests {
         check::<Redirect>(json!({
             "permanentUrl": "https://www.example.com$request_uri", "permanentCode": 308,
             "temporalUrl": "http://maintenance.example.com/", "temporalCode": 307,
-            "appRoot": "/app1", "fromToWww": true, "sslRedirect": false, "forceSslRedirect": true,
+            "appRoot": "/app1", "sslRedirect": false, "forceSslRedirect": true,
             "preserveTrailingSlash": true
         }));
         check::<Rewrite>(json!({"target": "/api/$2", "useRegex": true}));

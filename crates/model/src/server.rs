@@ -227,7 +227,10 @@ impl Validate for Server {
         self.certificate_auth
             .validate_at(&path.field("certificateAuth"), report);
         if let Some(c) = &self.ssl_ciphers {
-            report.check(&path.field("sslCiphers"), check_ciphers(c));
+            report.check(
+                &path.field("sslCiphers"),
+                crate::policy::check_cipher_list(c),
+            );
         }
 
         let regex_mode = self.regex_mode();
@@ -250,19 +253,6 @@ impl Validate for Server {
                 );
             }
         }
-    }
-}
-
-/// OpenSSL-style cipher list: names of letters, digits, `-`, `_`, `+`, `!`, `@`, `=`
-/// separated by `:`, `,` or spaces.
-fn check_ciphers(list: &str) -> Result<(), String> {
-    check_text(list)?;
-    match list
-        .bytes()
-        .find(|b| !(b.is_ascii_alphanumeric() || b"-_+!@=:, ".contains(b)))
-    {
-        None => Ok(()),
-        Some(b) => Err(format!("cipher list contains {:?}", b as char)),
     }
 }
 
@@ -346,10 +336,11 @@ impl Validate for Location {
         );
         let errors = path.field("custom-http-errors");
         for (i, code) in self.custom_http_errors.iter().enumerate() {
-            if !(400..=599).contains(code) {
+            // nginx's error_page accepts 300..599.
+            if !(300..=599).contains(code) {
                 report.add(
                     &errors.index(i),
-                    format!("status code {code} is not in 400..599"),
+                    format!("status code {code} is not in 300..599"),
                 );
             }
         }
