@@ -1,13 +1,37 @@
 //! The data plane: accepts client traffic and forwards it to upstream endpoints
-//! according to the current [`Snapshot`] of the store.
+//! according to the current [`Snapshot`](gangplank_store::Snapshot) of the store.
 //!
-//! Status: the listeners, balancers and upstream pools are the data-plane issue's work
-//! and are not written yet. The route table, backend table and certificate lookup the
-//! proxy will use per request already exist, compiled at apply time, in
-//! `gangplank-store`.
+//! Request path, in order (one atomic snapshot load per request; nothing is parsed or
+//! compiled here, only looked up):
 //!
-//! Architecture invariant: the proxy never parses configuration on the request path;
-//! it loads the current snapshot once per request (one atomic load) and uses only
-//! what `gangplank_store::compile` prepared.
+//! 1. [`worker`]: one OS thread per core, each with a current-thread tokio runtime and
+//!    its own `SO_REUSEPORT` listener, so the kernel spreads connections and a request
+//!    never crosses threads. HTTP/1.1 and HTTP/2 (prior knowledge) per connection.
+//! 2. [`handler`]: host and path ([`path::normalize`]) -> route table -> location ->
+//!    backend; 404 from the built-in default backend, 503 for a denied location or a
+//!    backend without endpoints.
+//! 3. [`balancers`]: the backend's balancer (shared by all workers, kept across
+//!    snapshots while its endpoints do not change) picks an endpoint; canary routing
+//!    picks the alternative backend first when its policy says so.
+//! 4. [`upstream`]: a per-worker keep-alive pool connects (connect timeout), sends the
+//!    request with the forwarded headers of [`headers`], and streams both bodies;
+//!    connect failures are retried on another endpoint (`proxy-next-upstream`).
+//!
+//! What not to do: never take a lock shared between workers on the request path except
+//! the balancer's own short critical sections, and never allocate per request what can
+//! be prepared when the snapshot changes.
 
-pub use gangplank_store::Snapshot;
+pub mod balancer;
+pub mod balancers;
+pub mod body;
+pub mod config;
+pub mod handler;
+pub mod headers;
+pub mod listen;
+pub mod pages;
+pub mod path;
+pub mod upstream;
+pub mod worker;
+
+pub use config::ProxyConfig;
+pub use worker::{Proxy, ProxyError};

@@ -1,0 +1,122 @@
+//! Body types of the proxy: what it answers with (its own pages or an upstream's
+//! streamed body) and what it sends upstream (the client's streamed body or nothing).
+//! Plain enums rather than boxed trait objects: no allocation per request.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+
+use crate::upstream::Checkin;
+
+/// A response body.
+#[derive(Debug)]
+pub enum ProxyBody {
+    /// A body the proxy produced.
+    Full(Option<Bytes>),
+    /// An upstream's body, streamed; the upstream connection returns to its pool when
+    /// the body ends.
+    Upstream {
+        /// The upstream body.
+        body: Incoming,
+        /// Returns the connection to the pool at the end of the body.
+        checkin: Option<Checkin>,
+    },
+}
+
+impl ProxyBody {
+    /// A complete body.
+    pub fn full(bytes: Bytes) -> ProxyBody {
+        ProxyBody::Full(Some(bytes).filter(|b| !b.is_empty()))
+    }
+
+    /// No body.
+    pub fn empty() -> ProxyBody {
+        ProxyBody::Full(None)
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ProxyBody::Upstream { body, checkin } => {
+                let polled = Pin::new(&mut *body).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(None) => {
+                        if let Some(c) = checkin.take() {
+                            c.checkin();
+                        }
+                    }
+                    Poll::Ready(Some(Err(_))) => {
+                        // A broken body means a broken connection: never reuse it.
+                        checkin.take();
+                    }
+                    _ => {}
+                }
+                polled
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Full(bytes) => bytes.is_none(),
+            ProxyBody::Upstream { body, .. } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Full(None) => SizeHint::with_exact(0),
+            ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            ProxyBody::Upstream { body, .. } => body.size_hint(),
+        }
+    }
+}
+
+/// A request body sent upstream.
+#[derive(Debug)]
+pub enum RequestBody {
+    /// The client's body, streamed.
+    Client(Incoming),
+    /// No body (requests without one can be retried freely).
+    Empty,
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        match self.get_mut() {
+            RequestBody::Client(body) => Pin::new(body).poll_frame(cx),
+            RequestBody::Empty => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Client(body) => body.is_end_stream(),
+            RequestBody::Empty => true,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Client(body) => body.size_hint(),
+            RequestBody::Empty => SizeHint::with_exact(0),
+        }
+    }
+}

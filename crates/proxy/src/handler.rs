@@ -1,0 +1,420 @@
+//! One request: route it, pick an endpoint, forward it, stream the answer back.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use gangplank_model::expr::{Part, Variable};
+use gangplank_store::{CompiledBackend, Status, Store, Upstream};
+use http::header::{self, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use hyper::body::Incoming;
+
+use crate::balancer::{PickRequest, canary, sticky};
+use crate::balancers::{Balancers, Entry};
+use crate::body::{ProxyBody, RequestBody};
+use crate::headers::{self, ClientInfo};
+use crate::pages::error_page;
+use crate::upstream::{Pool, Timeouts};
+
+/// What every worker shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The configuration store.
+    pub store: Arc<Store>,
+    /// stub_status counters.
+    pub status: Arc<Status>,
+    /// Balancers of the current snapshot.
+    pub balancers: Balancers,
+    /// Addresses never to forward to (the proxy's own listeners).
+    pub self_addresses: Vec<SocketAddr>,
+}
+
+/// One worker's view: the shared state plus its own upstream pool.
+#[derive(Debug)]
+pub struct WorkerContext {
+    /// Shared state.
+    pub shared: Arc<Shared>,
+    /// This worker's upstream connections.
+    pub pool: Arc<Pool>,
+}
+
+/// Serves one request; never fails (errors become error pages).
+pub async fn handle(
+    ctx: Arc<WorkerContext>,
+    client: ClientInfo,
+    request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    let _in_flight = ctx.shared.status.request_started();
+    Ok(match proxy(&ctx, client, request).await {
+        Ok(response) => response,
+        Err(status) => error_page(status),
+    })
+}
+
+/// The request's host: `:authority` (HTTP/2, absolute-form) or `Host`.
+fn request_host(request: &Request<Incoming>) -> Option<HeaderValue> {
+    if let Some(authority) = request.uri().authority() {
+        return HeaderValue::from_str(authority.as_str()).ok();
+    }
+    request.headers().get(header::HOST).cloned()
+}
+
+async fn proxy(
+    ctx: &WorkerContext,
+    client: ClientInfo,
+    mut request: Request<Incoming>,
+) -> Result<Response<ProxyBody>, StatusCode> {
+    let shared = &ctx.shared;
+    let mut snapshot = shared.store.snapshot();
+    let mut table = shared.balancers.for_snapshot(&snapshot);
+    if table.version() > snapshot.version {
+        snapshot = shared.store.snapshot();
+        table = shared.balancers.for_snapshot(&snapshot);
+    }
+
+    let host_value = request_host(&request).ok_or(StatusCode::BAD_REQUEST)?;
+    let host = host_value.to_str().map_err(|_| StatusCode::BAD_REQUEST)?;
+    let path = crate::path::normalize(request.uri().path()).ok_or(StatusCode::BAD_REQUEST)?;
+
+    let Some(route) = snapshot.routes.route(host, &path) else {
+        return Err(StatusCode::NOT_FOUND);
+    };
+    let Some(location) = route.location else {
+        return Err(StatusCode::NOT_FOUND);
+    };
+    if let Some(reason) = &location.source.denied {
+        tracing::warn!(host, path = %location.source.path, %reason, "location denied by an invalid annotation");
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let Some(backend) = &location.backend else {
+        tracing::warn!(host, backend = %location.source.backend, "no such backend");
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let Some(primary) = table.get(backend.name()) else {
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
+    };
+    let entry = choose_canary(&table, primary, &request).unwrap_or(primary);
+    let backend = &entry.backend;
+    if backend.upstreams.is_empty() {
+        tracing::warn!(host, backend = %backend.name(), "backend has no endpoints");
+        return Err(StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    let general = &snapshot.source.general;
+    let proxy_settings = &location.source.proxy;
+    let timeouts = Timeouts {
+        connect: proxy_settings
+            .connect_timeout
+            .map_or_else(|| general.proxy_connect_timeout(), |d| d.as_duration()),
+        read: proxy_settings
+            .read_timeout
+            .map_or_else(|| general.proxy_read_timeout(), |d| d.as_duration()),
+    };
+    let tries = proxy_settings
+        .next_upstream_tries
+        .unwrap_or_else(|| general.proxy_next_upstream_tries())
+        .max(1);
+
+    let hash_key = backend
+        .hash_by
+        .as_ref()
+        .map(|expr| evaluate(&expr.parts, &request, &client, host));
+    let affinity = &backend.source.session_affinity_config;
+    let cookie_name = affinity_cookie_name(backend);
+    let affinity_cookie = cookie_name
+        .and_then(|name| cookie(request.headers(), name))
+        .map(str::to_owned);
+
+    // The upstream request: original URI (origin-form), forwarded headers.
+    let client_upgrade = request
+        .headers()
+        .contains_key(header::UPGRADE)
+        .then(|| hyper::upgrade::on(&mut request));
+    let user_agent = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (mut parts, body) = request.into_parts();
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    parts.uri = Uri::try_from(path_and_query).map_err(|_| StatusCode::BAD_REQUEST)?;
+    parts.version = http::Version::HTTP_11;
+    let send_host = if location.source.upstream_vhost.is_empty() {
+        host_value.clone()
+    } else {
+        HeaderValue::from_str(&location.source.upstream_vhost)
+            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
+    };
+    headers::to_upstream(&mut parts.headers, &send_host, &client);
+    let body = if body_is_empty(&parts.method, &body) {
+        RequestBody::Empty
+    } else {
+        RequestBody::Client(body)
+    };
+    let mut upstream_request = Request::from_parts(parts, body);
+
+    let mut tried: Vec<usize> = Vec::new();
+    let mut last_status = StatusCode::BAD_GATEWAY;
+    for _ in 0..tries {
+        let pick = entry.balancer.pick(&PickRequest {
+            hash_key: hash_key.as_deref(),
+            affinity_cookie: affinity_cookie.as_deref(),
+            tried: &tried,
+        });
+        let Some(pick) = pick else {
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        let Some(upstream) = backend.upstreams.get(pick.endpoint) else {
+            return Err(StatusCode::SERVICE_UNAVAILABLE);
+        };
+        let addr = match resolve(upstream).await {
+            Some(addr) => addr,
+            None => {
+                tracing::warn!(backend = %backend.name(), endpoint = %upstream, "endpoint name does not resolve");
+                tried.push(pick.endpoint);
+                continue;
+            }
+        };
+        if shared.self_addresses.iter().any(|own| is_self(addr, *own)) {
+            tracing::error!(backend = %backend.name(), endpoint = %addr, "attempted to proxy to self");
+            tried.push(pick.endpoint);
+            continue;
+        }
+        let started = Instant::now();
+        match ctx.pool.send(addr, upstream_request, timeouts).await {
+            Ok((mut response, checkin)) => {
+                entry.balancer.observe(pick.endpoint, started.elapsed());
+                let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
+                if switching && let Some(client_upgrade) = client_upgrade {
+                    let upstream_upgrade = hyper::upgrade::on(&mut response);
+                    tokio::spawn(pipe_upgraded(client_upgrade, upstream_upgrade));
+                }
+                let (mut parts, body) = response.into_parts();
+                headers::to_client(&mut parts.headers, switching);
+                if let Some(value) = &pick.set_cookie {
+                    let server_name = route.server.hostname.as_str();
+                    let cookie_host = crate::headers::host_without_port(host);
+                    // ingress-nginx's `$location_path`: the path as written in the Ingress.
+                    let location_path = if location.source.ingress_path.is_empty() {
+                        location.source.path.as_str()
+                    } else {
+                        location.source.ingress_path.as_str()
+                    };
+                    if sticky::cookie_may_be_set(
+                        &affinity.cookie_session_affinity,
+                        cookie_host,
+                        server_name,
+                        location_path,
+                    ) {
+                        let set = sticky::set_cookie_header(
+                            &affinity.cookie_session_affinity,
+                            value,
+                            location_path,
+                            client.https,
+                            user_agent.as_deref(),
+                            unix_now(),
+                        );
+                        if let Ok(v) = HeaderValue::from_str(&set) {
+                            parts.headers.append(header::SET_COOKIE, v);
+                        }
+                    }
+                }
+                return Ok(Response::from_parts(
+                    parts,
+                    ProxyBody::Upstream { body, checkin },
+                ));
+            }
+            Err(failed) => {
+                tracing::warn!(backend = %backend.name(), endpoint = %addr, error = %failed.error, "upstream failed");
+                last_status = failed.error.status();
+                tried.push(pick.endpoint);
+                match failed.request {
+                    Some(r) => upstream_request = r,
+                    // Sent (at least partly): the body is gone, no retry.
+                    None => return Err(last_status),
+                }
+            }
+        }
+    }
+    Err(last_status)
+}
+
+/// The canary backend's entry when the primary has an alternative and the canary
+/// policy routes this request there (Part B §3.4).
+fn choose_canary<'t>(
+    table: &'t crate::balancers::BalancerTable,
+    primary: &'t Arc<Entry>,
+    request: &Request<Incoming>,
+) -> Option<&'t Arc<Entry>> {
+    let alternative = primary.backend.source.alternative_backends.first()?;
+    let canary_entry = table.get(alternative)?;
+    if canary_entry.backend.upstreams.is_empty() {
+        return None;
+    }
+    let headers = request.headers();
+    let primary_cookie = affinity_cookie_name(&primary.backend).and_then(|n| cookie(headers, n));
+    let canary_cookie =
+        affinity_cookie_name(&canary_entry.backend).and_then(|n| cookie(headers, n));
+    canary::route_to_canary(
+        primary.balancer.as_ref(),
+        primary_cookie,
+        &canary_entry.canary,
+        canary_entry.balancer.as_ref(),
+        canary_cookie,
+        |name| headers.get(name).and_then(|v| v.to_str().ok()),
+        |name| cookie(headers, name),
+        |total| fastrand::u64(1..=total),
+    )
+    .then_some(canary_entry)
+}
+
+/// The sticky cookie's name for a backend with cookie affinity.
+fn affinity_cookie_name(backend: &CompiledBackend) -> Option<&str> {
+    let affinity = &backend.source.session_affinity_config;
+    (affinity.name == "cookie").then(|| {
+        let name = affinity.cookie_session_affinity.name.as_str();
+        if name.is_empty() { "route" } else { name }
+    })
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+fn cookie<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+}
+
+/// True when the request carries no body (none declared, none streamed).
+fn body_is_empty(method: &Method, body: &Incoming) -> bool {
+    use http_body::Body as _;
+    body.is_end_stream() || (*method == Method::GET && body.size_hint().exact() == Some(0))
+}
+
+/// Evaluates an `upstream-hash-by` expression for this request.
+fn evaluate(
+    parts: &[Part],
+    request: &Request<Incoming>,
+    client: &ClientInfo,
+    host: &str,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    let uri = request.uri();
+    for part in parts {
+        match part {
+            Part::Literal(text) => out.extend_from_slice(text.as_bytes()),
+            Part::Capture(_) => {}
+            Part::Var(var) => match var {
+                Variable::RequestUri => out.extend_from_slice(
+                    uri.path_and_query()
+                        .map_or(uri.path(), |p| p.as_str())
+                        .as_bytes(),
+                ),
+                Variable::EscapedRequestUri => out.extend_from_slice(
+                    uri.path_and_query()
+                        .map_or(uri.path(), |p| p.as_str())
+                        .as_bytes(),
+                ),
+                Variable::Uri => out.extend_from_slice(uri.path().as_bytes()),
+                Variable::Args => out.extend_from_slice(uri.query().unwrap_or("").as_bytes()),
+                Variable::RemoteAddr => {
+                    out.extend_from_slice(client.remote.ip().to_string().as_bytes())
+                }
+                Variable::BinaryRemoteAddr => match client.remote.ip() {
+                    std::net::IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
+                    std::net::IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
+                },
+                Variable::RemotePort => {
+                    out.extend_from_slice(client.remote.port().to_string().as_bytes())
+                }
+                Variable::Host => out.extend_from_slice(
+                    crate::headers::host_without_port(host)
+                        .to_ascii_lowercase()
+                        .as_bytes(),
+                ),
+                Variable::Scheme => {
+                    out.extend_from_slice(if client.https { b"https" } else { b"http" })
+                }
+                Variable::RequestMethod => {
+                    out.extend_from_slice(request.method().as_str().as_bytes())
+                }
+                Variable::ServerName => {
+                    out.extend_from_slice(crate::headers::host_without_port(host).as_bytes())
+                }
+                Variable::ServerPort => {
+                    out.extend_from_slice(client.local_port.to_string().as_bytes())
+                }
+                Variable::Header(name) => {
+                    if let Some(v) = request.headers().get(name.as_str()) {
+                        out.extend_from_slice(v.as_bytes());
+                    }
+                }
+                Variable::Cookie(name) => {
+                    if let Some(v) = cookie(request.headers(), name) {
+                        out.extend_from_slice(v.as_bytes());
+                    }
+                }
+                Variable::Arg(name) => {
+                    if let Some(v) = uri.query().and_then(|q| {
+                        q.split('&').find_map(|kv| {
+                            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                            (k == name).then_some(v)
+                        })
+                    }) {
+                        out.extend_from_slice(v.as_bytes());
+                    }
+                }
+            },
+        }
+    }
+    out
+}
+
+async fn resolve(upstream: &Upstream) -> Option<SocketAddr> {
+    match upstream {
+        Upstream::Addr(addr) => Some(*addr),
+        // ExternalName: resolved per request for now (the OS resolver caches); a TTL
+        // cache of our own belongs to the data-plane issue's DNS work.
+        Upstream::Name { host, port } => tokio::net::lookup_host((host.as_str(), *port))
+            .await
+            .ok()?
+            .next(),
+    }
+}
+
+/// True when forwarding to `target` would loop back into `own` (a listener of ours).
+fn is_self(target: SocketAddr, own: SocketAddr) -> bool {
+    target.port() == own.port()
+        && (target.ip() == own.ip()
+            || own.ip().is_unspecified() && target.ip().is_loopback()
+            || target.ip().is_loopback() && own.ip().is_loopback())
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Pipes an upgraded connection (WebSocket) both ways until either side closes.
+async fn pipe_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::debug!(error = %e, "upgrade failed");
+            return;
+        }
+    };
+    let mut client = hyper_util::rt::TokioIo::new(client);
+    let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+    if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        tracing::debug!(error = %e, "upgraded connection ended with an error");
+    }
+}

@@ -1,0 +1,222 @@
+//! Headers sent upstream and returned to the client (Part B §5.3).
+//!
+//! Upstream requests get `Host`, `X-Request-ID` (kept from the client or generated),
+//! `X-Real-IP`, `X-Forwarded-For/-Host/-Port/-Proto/-Scheme`, `X-Scheme`,
+//! `X-Original-Forwarded-For/-Host` (the client's own values), no `Proxy` header
+//! (httpoxy), and no hop-by-hop headers (RFC 9110 §7.6.1) except the `Upgrade`
+//! handshake. Responses lose their hop-by-hop headers and carry `Server: gangplank`.
+
+use std::net::SocketAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+/// Facts about the client connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientInfo {
+    /// The client's address.
+    pub remote: SocketAddr,
+    /// The listener port the request arrived on.
+    pub local_port: u16,
+    /// True when the connection is TLS.
+    pub https: bool,
+}
+
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_SCHEME: HeaderName = HeaderName::from_static("x-forwarded-scheme");
+static X_SCHEME: HeaderName = HeaderName::from_static("x-scheme");
+static X_ORIGINAL_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-original-forwarded-for");
+static X_ORIGINAL_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-original-forwarded-host");
+static PROXY: HeaderName = HeaderName::from_static("proxy");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// A fresh request id: 32 lowercase hex digits, like nginx's `$request_id`.
+pub fn new_request_id() -> HeaderValue {
+    let id = format!("{:032x}", fastrand::u128(..));
+    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// Removes hop-by-hop headers, including those named by `Connection`. Returns the
+/// `Upgrade` value when the message asks for a protocol upgrade.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    let upgrade = headers.get(header::UPGRADE).cloned();
+    let mut named: Vec<HeaderName> = Vec::new();
+    let mut asks_upgrade = false;
+    for value in headers.get_all(header::CONNECTION) {
+        if let Ok(text) = value.to_str() {
+            for token in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                if token.eq_ignore_ascii_case("upgrade") {
+                    asks_upgrade = true;
+                } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                    named.push(name);
+                }
+            }
+        }
+    }
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        &header::CONNECTION,
+        &KEEP_ALIVE,
+        &PROXY_CONNECTION,
+        &header::TE,
+        &header::TRAILER,
+        &header::TRANSFER_ENCODING,
+        &header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    upgrade.filter(|_| asks_upgrade)
+}
+
+/// Rewrites a client request's headers into the upstream request's.
+///
+/// `host` is the value to send as `Host` (`$best_http_host`, or `upstream-vhost`).
+pub fn to_upstream(headers: &mut HeaderMap, host: &HeaderValue, client: &ClientInfo) {
+    let upgrade = strip_hop_by_hop(headers);
+    headers.remove(&PROXY);
+
+    let scheme = if client.https {
+        HeaderValue::from_static("https")
+    } else {
+        HeaderValue::from_static("http")
+    };
+    let original_host = headers.get(&X_FORWARDED_HOST).cloned();
+    let original_for = headers.remove(&X_FORWARDED_FOR);
+    let remote = HeaderValue::from_str(&client.remote.ip().to_string())
+        .unwrap_or(HeaderValue::from_static("-"));
+    let port = if client.https { 443 } else { client.local_port };
+
+    headers.insert(header::HOST, host.clone());
+    if !headers.contains_key(&X_REQUEST_ID) {
+        headers.insert(X_REQUEST_ID.clone(), new_request_id());
+    }
+    headers.insert(X_REAL_IP.clone(), remote.clone());
+    headers.insert(X_FORWARDED_FOR.clone(), remote);
+    headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(port));
+    headers.insert(X_FORWARDED_PROTO.clone(), scheme.clone());
+    headers.insert(X_FORWARDED_SCHEME.clone(), scheme.clone());
+    headers.insert(X_SCHEME.clone(), scheme);
+    if let Some(v) = original_for {
+        headers.insert(X_ORIGINAL_FORWARDED_FOR.clone(), v);
+    }
+    if let Some(v) = original_host {
+        headers.insert(X_ORIGINAL_FORWARDED_HOST.clone(), v);
+    }
+    if let Some(protocol) = upgrade {
+        headers.insert(header::UPGRADE, protocol);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+/// Rewrites an upstream response's headers for the client. Keeps the upgrade
+/// handshake headers of a `101 Switching Protocols`.
+pub fn to_client(headers: &mut HeaderMap, switching_protocols: bool) {
+    let upgrade = strip_hop_by_hop(headers);
+    if switching_protocols
+        && let Some(protocol) = upgrade.or_else(|| Some(HeaderValue::from_static("websocket")))
+    {
+        headers.insert(header::UPGRADE, protocol);
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    headers.insert(header::SERVER, crate::pages::SERVER);
+}
+
+/// `host` without a `:port` suffix (IPv6 literals keep their brackets).
+pub fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..h.len() + 1]);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if !name.contains(':') && port.bytes().all(|b| b.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> ClientInfo {
+        ClientInfo {
+            remote: "192.0.2.7:5555".parse().unwrap(),
+            local_port: 8080,
+            https: false,
+        }
+    }
+
+    #[test]
+    fn forwarded_headers() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.1"));
+        h.insert("proxy", HeaderValue::from_static("http://evil"));
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("hop"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("te", HeaderValue::from_static("trailers"));
+        to_upstream(
+            &mut h,
+            &HeaderValue::from_static("app.example.com"),
+            &client(),
+        );
+        assert_eq!(h["host"], "app.example.com");
+        assert_eq!(h["x-real-ip"], "192.0.2.7");
+        assert_eq!(h["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(h["x-original-forwarded-for"], "203.0.113.1");
+        assert_eq!(h["x-forwarded-host"], "app.example.com");
+        assert_eq!(h["x-forwarded-port"], "8080");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-scheme"], "http");
+        assert_eq!(h["x-request-id"].len(), 32);
+        for gone in ["proxy", "connection", "x-secret", "keep-alive", "te"] {
+            assert!(!h.contains_key(gone), "{gone}");
+        }
+    }
+
+    #[test]
+    fn request_id_is_kept_and_upgrade_survives() {
+        let mut h = HeaderMap::new();
+        h.insert("x-request-id", HeaderValue::from_static("abc"));
+        h.insert("connection", HeaderValue::from_static("Upgrade"));
+        h.insert("upgrade", HeaderValue::from_static("websocket"));
+        to_upstream(
+            &mut h,
+            &HeaderValue::from_static("h"),
+            &ClientInfo {
+                https: true,
+                ..client()
+            },
+        );
+        assert_eq!(h["x-request-id"], "abc");
+        assert_eq!(h["upgrade"], "websocket");
+        assert_eq!(h["connection"], "upgrade");
+        assert_eq!(h["x-forwarded-port"], "443");
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn responses_lose_hop_by_hop_and_get_our_server() {
+        let mut h = HeaderMap::new();
+        h.insert("server", HeaderValue::from_static("Apache/2.4.1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("content-length", HeaderValue::from_static("5"));
+        to_client(&mut h, false);
+        assert_eq!(h["server"], "gangplank");
+        assert!(!h.contains_key("keep-alive"));
+        assert_eq!(h["content-length"], "5");
+    }
+}
