@@ -28,7 +28,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the proxy: the admin/status API on its unix socket.
+    /// Run the proxy: the HTTP listeners and the admin/status API on its unix socket.
     Proxy(cmd::proxy::ProxyArgs),
     /// Inspect a running instance through its admin socket.
     Ctl(cmd::ctl::CtlArgs),

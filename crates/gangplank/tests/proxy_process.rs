@@ -27,6 +27,7 @@ impl Proxy {
             .arg("proxy")
             .arg("--admin-socket")
             .arg(socket)
+            .args(["--http-listen", "127.0.0.1:0", "--workers", "2"])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -281,7 +282,12 @@ fn status_listen_is_loopback_only() {
         .arg("proxy")
         .arg("--admin-socket")
         .arg(dir.path().join("a.sock"))
-        .args(["--status-listen", "0.0.0.0:0"])
+        .args([
+            "--http-listen",
+            "127.0.0.1:0",
+            "--status-listen",
+            "0.0.0.0:0",
+        ])
         .output()
         .unwrap();
     assert!(!refused.status.success());

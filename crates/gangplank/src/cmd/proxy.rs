@@ -4,10 +4,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
 use gangplank_admin_server::server::{AdminState, listen, router, serve};
+use gangplank_proxy::{Proxy, ProxyConfig};
 use gangplank_store::{RestoreOutcome, Status, Store};
 use tokio::sync::watch;
 
@@ -16,6 +18,15 @@ use crate::logging::{self, LogFormat};
 /// Flags of `gangplank proxy`.
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
+    /// Plain HTTP listener (HTTP/1.1 and h2c); repeat for several.
+    #[arg(long, env = "GANGPLANK_HTTP_LISTEN", default_value = "0.0.0.0:80")]
+    http_listen: Vec<SocketAddr>,
+    /// Worker threads, each with its own listener sockets (default: one per CPU).
+    #[arg(long, env = "GANGPLANK_WORKERS")]
+    workers: Option<usize>,
+    /// How long in-flight requests may run after SIGTERM.
+    #[arg(long, value_parser = parse_seconds, default_value = "30")]
+    shutdown_grace: Duration,
     /// Unix socket of the admin/status API.
     #[arg(long, env = "GANGPLANK_ADMIN_SOCKET", default_value = gangplank_admin_server::DEFAULT_SOCKET)]
     admin_socket: PathBuf,
@@ -65,10 +76,39 @@ async fn serve_until_signal(args: ProxyArgs) -> anyhow::Result<()> {
             store
         }
     };
-    let mut state = AdminState::new(Arc::new(store), Status::new());
+    let store = Arc::new(store);
+    let status = Status::new();
+
+    // Bind everything before serving anything, so a busy socket or port fails the
+    // start cleanly.
+    let socket = listen::bind_unix(&args.admin_socket)
+        .with_context(|| format!("binding the admin socket {}", args.admin_socket.display()))?;
+    let status_tcp = match args.status_listen {
+        Some(addr) => Some(
+            listen::bind_tcp(addr)
+                .await
+                .with_context(|| format!("binding the status address {addr}"))?,
+        ),
+        None => None,
+    };
+    let mut proxy_config = ProxyConfig {
+        http_listen: args.http_listen.clone(),
+        shutdown_grace: args.shutdown_grace,
+        self_addresses: args.status_listen.into_iter().collect(),
+        ..ProxyConfig::default()
+    };
+    if let Some(workers) = args.workers {
+        proxy_config.workers = workers;
+    }
+    let proxy = Proxy::start(proxy_config, store.clone(), status.clone())
+        .context("starting the proxy listeners")?;
+    for addr in proxy.local_addrs() {
+        tracing::info!(%addr, "proxy listening");
+    }
+
+    let mut state = AdminState::new(store, status);
     state.body_limit = args.admin_body_limit;
     let app = router(state.clone());
-
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -76,9 +116,6 @@ async fn serve_until_signal(args: ProxyArgs) -> anyhow::Result<()> {
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
-
-    let socket = listen::bind_unix(&args.admin_socket)
-        .with_context(|| format!("binding the admin socket {}", args.admin_socket.display()))?;
     tracing::info!(socket = %args.admin_socket.display(), "admin API listening");
     let mut servers = vec![tokio::spawn(serve::serve(
         socket.into(),
@@ -86,11 +123,8 @@ async fn serve_until_signal(args: ProxyArgs) -> anyhow::Result<()> {
         state.status.clone(),
         stopped(),
     ))];
-    if let Some(addr) = args.status_listen {
-        let tcp = listen::bind_tcp(addr)
-            .await
-            .with_context(|| format!("binding the status address {addr}"))?;
-        tracing::info!(%addr, "admin API listening on TCP");
+    if let Some(tcp) = status_tcp {
+        tracing::info!(addr = ?tcp.local_addr().ok(), "admin API listening on TCP");
         servers.push(tokio::spawn(serve::serve(
             tcp.into(),
             app,
@@ -100,8 +134,12 @@ async fn serve_until_signal(args: ProxyArgs) -> anyhow::Result<()> {
     }
 
     wait_for_signal().await?;
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: draining in-flight requests");
     state.status.set_draining(true);
+    // The admin API stays up while the proxy drains, so /healthz reports 503.
+    tokio::task::spawn_blocking(move || proxy.shutdown())
+        .await
+        .context("waiting for the proxy workers")?;
     let _ = stop_tx.send(true);
     for server in servers {
         let _ = server.await;
@@ -118,4 +156,11 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = int.recv() => {}
     }
     Ok(())
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    text.trim_end_matches('s')
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("{text:?} is not a number of seconds"))
 }
