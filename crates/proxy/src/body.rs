@@ -9,7 +9,47 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::telemetry::{RequestRecord, Telemetry};
 use crate::upstream::Checkin;
+
+/// Completes a request's record when its response body ends (or is dropped) and hands
+/// it to telemetry: `$body_bytes_sent` and `$request_time` are known only then.
+#[derive(Debug)]
+pub struct Recorder {
+    record: Option<Box<RequestRecord>>,
+    started: std::time::Instant,
+    telemetry: std::sync::Arc<Telemetry>,
+}
+
+impl Recorder {
+    /// A recorder for `record`, timed from `started`.
+    pub fn new(
+        record: Box<RequestRecord>,
+        started: std::time::Instant,
+        telemetry: std::sync::Arc<Telemetry>,
+    ) -> Recorder {
+        Recorder {
+            record: Some(record),
+            started,
+            telemetry,
+        }
+    }
+
+    fn add_bytes(&mut self, n: usize) {
+        if let Some(r) = self.record.as_mut() {
+            r.body_bytes_sent += n as u64;
+        }
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if let Some(mut record) = self.record.take() {
+            record.duration = self.started.elapsed();
+            self.telemetry.record(*record);
+        }
+    }
+}
 
 /// A response body.
 #[derive(Debug)]
@@ -23,6 +63,8 @@ pub enum ProxyBody {
         body: Incoming,
         /// Returns the connection to the pool at the end of the body.
         checkin: Option<Checkin>,
+        /// Finishes the access log record and metrics at the end of the body.
+        recorder: Option<Recorder>,
     },
 }
 
@@ -48,13 +90,23 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         match self.get_mut() {
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            ProxyBody::Upstream { body, checkin } => {
+            ProxyBody::Upstream {
+                body,
+                checkin,
+                recorder,
+            } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
                 match &polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let (Some(r), Some(data)) = (recorder.as_mut(), frame.data_ref()) {
+                            r.add_bytes(data.len());
+                        }
+                    }
                     Poll::Ready(None) => {
                         if let Some(c) = checkin.take() {
                             c.checkin();
                         }
+                        recorder.take();
                     }
                     Poll::Ready(Some(Err(_))) => {
                         // A broken body means a broken connection: never reuse it.

@@ -37,7 +37,7 @@ mod store;
 pub use backends::{BackendTable, CompiledBackend, Upstream};
 pub use certificates::{CertificateTable, CompiledCertificate};
 pub use persist::{PersistError, RestoreOutcome};
-pub use routes::{CompiledLocation, CompiledServer, RouteMatch, RouteTable};
+pub use routes::{CompiledLocation, CompiledServer, LocationLabels, RouteMatch, RouteTable};
 pub use snapshot::Snapshot;
 pub use status::{ConnectionGuard, RequestGuard, Status};
 pub use store::{ApplyError, Store, Update};

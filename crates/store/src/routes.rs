@@ -26,11 +26,31 @@ use regex::{Regex, RegexBuilder};
 
 use crate::backends::{BackendTable, CompiledBackend};
 
+/// The metric labels and log fields of a location, prepared once per snapshot so a
+/// request only clones an `Arc`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LocationLabels {
+    /// The server's host name (label `host`).
+    pub host: String,
+    /// The location's path as written in the Ingress (label `path`).
+    pub path: String,
+    /// The Ingress namespace (label `namespace`).
+    pub namespace: String,
+    /// The Ingress name (label `ingress`).
+    pub ingress: String,
+    /// The Service name (label `service`).
+    pub service: String,
+    /// The backend (upstream) name (`$proxy_upstream_name`).
+    pub backend: String,
+}
+
 /// A location ready for requests.
 #[derive(Debug)]
 pub struct CompiledLocation {
     /// The location as configured.
     pub source: Location,
+    /// Labels for metrics and logs.
+    pub labels: Arc<LocationLabels>,
     /// Its backend, or `None` when no backend of that name exists (requests get 503).
     pub backend: Option<Arc<CompiledBackend>>,
     /// The location's regex in regex mode (used for rewrite captures).
@@ -169,6 +189,26 @@ impl CompiledServer {
             .locations
             .iter()
             .map(|l| CompiledLocation {
+                labels: Arc::new(LocationLabels {
+                    host: server.hostname.clone(),
+                    path: if l.ingress_path.is_empty() {
+                        l.path.clone()
+                    } else {
+                        l.ingress_path.clone()
+                    },
+                    namespace: l
+                        .ingress
+                        .as_ref()
+                        .map(|i| i.namespace.clone())
+                        .unwrap_or_default(),
+                    ingress: l
+                        .ingress
+                        .as_ref()
+                        .map(|i| i.name.clone())
+                        .unwrap_or_default(),
+                    service: l.service.clone(),
+                    backend: l.backend.clone(),
+                }),
                 backend: backends.get(&l.backend).cloned(),
                 regex: regex_mode.then(|| compile_regex(&l.path)).flatten(),
                 source: l.clone(),

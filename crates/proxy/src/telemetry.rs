@@ -1,0 +1,706 @@
+//! Access log and Prometheus metrics, both fed from one record per request and both
+//! produced off the request path.
+//!
+//! Workers only fill a [`RequestRecord`] (mostly `Arc` clones and numbers) and hand it
+//! to a bounded channel; one telemetry thread formats the access log line (ingress-
+//! nginx's default `log-format-upstream`, or a JSON object with the same fields) and
+//! updates the metrics. When the channel is full, records are dropped and counted,
+//! as ingress-nginx's Lua monitor drops metrics when its batch is full: telemetry
+//! never slows traffic down.
+//!
+//! Metric names and labels are ingress-nginx's (Part B §8) so existing dashboards keep
+//! working. The text exposition is written here rather than with a client library
+//! because ingress-nginx's counters have no `_total` suffix
+//! (`nginx_ingress_controller_requests`), which OpenMetrics libraries add.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use gangplank_store::{LocationLabels, Status};
+use http::{HeaderValue, Method, Version};
+
+/// Where access log lines go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessLog {
+    /// No access log.
+    Off,
+    /// ingress-nginx's text format on stdout.
+    Text,
+    /// One JSON object per line on stdout.
+    Json,
+}
+
+/// Everything the access log and the metrics need about one request.
+#[derive(Debug)]
+pub struct RequestRecord {
+    /// When the request arrived (wall clock, for `$time_local`).
+    pub time: SystemTime,
+    /// `$request_time`.
+    pub duration: Duration,
+    /// The client address.
+    pub remote_addr: IpAddr,
+    /// Request method.
+    pub method: Method,
+    /// Request target as received.
+    pub target: String,
+    /// HTTP version.
+    pub version: Version,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Response body bytes sent (`$body_bytes_sent`).
+    pub body_bytes_sent: u64,
+    /// Request size estimate: request line, headers and body (`$request_length`).
+    pub request_length: u64,
+    /// `Referer` header.
+    pub referer: Option<HeaderValue>,
+    /// `User-Agent` header.
+    pub user_agent: Option<HeaderValue>,
+    /// `X-Request-ID` sent upstream (`$req_id`).
+    pub request_id: Option<HeaderValue>,
+    /// The matched location's labels; `None` for requests no Ingress defines.
+    pub labels: Option<Arc<LocationLabels>>,
+    /// The canary backend that served the request (`$proxy_alternative_upstream_name`).
+    pub canary: Option<String>,
+    /// The endpoint that answered (`$upstream_addr`).
+    pub upstream_addr: Option<SocketAddr>,
+    /// Upstream status (`$upstream_status`).
+    pub upstream_status: Option<u16>,
+    /// Time until the upstream response header (`$upstream_response_time`).
+    pub upstream_response_time: Option<Duration>,
+}
+
+/// The telemetry pipeline: a bounded channel to the telemetry thread.
+#[derive(Debug)]
+pub struct Telemetry {
+    tx: SyncSender<RequestRecord>,
+    dropped: AtomicU64,
+    metrics: Arc<Metrics>,
+}
+
+/// Records waiting for the telemetry thread, at most.
+const QUEUE: usize = 65_536;
+
+impl Telemetry {
+    /// Starts the telemetry thread.
+    pub fn start(
+        access_log: AccessLog,
+        status: Arc<Status>,
+        const_labels: ConstLabels,
+    ) -> std::io::Result<Arc<Telemetry>> {
+        let (tx, rx) = sync_channel(QUEUE);
+        let metrics = Arc::new(Metrics::new(status, const_labels));
+        let consumer = metrics.clone();
+        std::thread::Builder::new()
+            .name("gangplank-telemetry".into())
+            .spawn(move || run(rx, access_log, &consumer))?;
+        Ok(Arc::new(Telemetry {
+            tx,
+            dropped: AtomicU64::new(0),
+            metrics,
+        }))
+    }
+
+    /// Hands a record to the telemetry thread; never blocks.
+    pub fn record(&self, record: RequestRecord) {
+        match self.tx.try_send(record) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                if self
+                    .dropped
+                    .fetch_add(1, Ordering::Relaxed)
+                    .is_multiple_of(10_000)
+                {
+                    tracing::warn!("telemetry queue full; dropping request records");
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// The metrics, for the `/metrics` endpoint.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+}
+
+fn run(rx: Receiver<RequestRecord>, access_log: AccessLog, metrics: &Metrics) {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut line = String::with_capacity(512);
+    while let Ok(record) = rx.recv() {
+        let mut next = Some(record);
+        // Drain what is queued before flushing: one write per burst.
+        while let Some(record) = next {
+            metrics.observe(&record);
+            if access_log != AccessLog::Off {
+                line.clear();
+                match access_log {
+                    AccessLog::Json => format_json(&record, &mut line),
+                    _ => format_text(&record, &mut line),
+                }
+                let _ = out.write_all(line.as_bytes());
+            }
+            next = rx.try_recv().ok();
+        }
+        let _ = out.flush();
+    }
+}
+
+fn dash(value: Option<&HeaderValue>) -> &str {
+    value.and_then(|v| v.to_str().ok()).unwrap_or("-")
+}
+
+fn seconds(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+/// nginx's `$time_local`: `26/Nov/2026:10:08:35 +0000` (UTC).
+fn time_local(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",
+        MONTHS[(m - 1) as usize],
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn version(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/1.1",
+    }
+}
+
+/// ingress-nginx's default `log-format-upstream`:
+/// `$remote_addr - $remote_user [$time_local] "$request" $status $body_bytes_sent
+/// "$http_referer" "$http_user_agent" $request_length $request_time
+/// [$proxy_upstream_name] [$proxy_alternative_upstream_name] $upstream_addr
+/// $upstream_response_length $upstream_response_time $upstream_status $req_id`.
+/// Quoted fields escape `"`, `\` and control bytes as nginx does (`\xHH`).
+pub fn format_text(r: &RequestRecord, out: &mut String) {
+    let _ = write!(out, "{} - - [{}] \"", r.remote_addr, time_local(r.time));
+    escape_into(
+        &format!("{} {} {}", r.method, r.target, version(r.version)),
+        out,
+    );
+    let _ = write!(out, "\" {} {} \"", r.status, r.body_bytes_sent);
+    escape_into(dash(r.referer.as_ref()), out);
+    out.push_str("\" \"");
+    escape_into(dash(r.user_agent.as_ref()), out);
+    let upstream = r.labels.as_ref().map_or("", |l| l.backend.as_str());
+    let _ = writeln!(
+        out,
+        "\" {} {} [{}] [{}] {} {} {} {} {}",
+        r.request_length,
+        seconds(r.duration),
+        upstream,
+        r.canary.as_deref().unwrap_or(""),
+        r.upstream_addr
+            .map_or_else(|| "-".to_owned(), |a| a.to_string()),
+        if r.upstream_addr.is_some() {
+            r.body_bytes_sent.to_string()
+        } else {
+            "-".to_owned()
+        },
+        r.upstream_response_time
+            .map_or_else(|| "-".to_owned(), seconds),
+        r.upstream_status
+            .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+        dash(r.request_id.as_ref()),
+    );
+}
+
+fn escape_into(text: &str, out: &mut String) {
+    for b in text.bytes() {
+        match b {
+            b'"' | b'\\' => {
+                let _ = write!(out, "\\x{b:02X}");
+            }
+            0x20..=0x7e => out.push(b as char),
+            _ => {
+                let _ = write!(out, "\\x{b:02X}");
+            }
+        }
+    }
+}
+
+/// The same fields as one JSON object.
+pub fn format_json(r: &RequestRecord, out: &mut String) {
+    let labels = r.labels.as_deref();
+    let value = serde_json_like(&[
+        ("time", time_local(r.time)),
+        ("remote_addr", r.remote_addr.to_string()),
+        (
+            "request",
+            format!("{} {} {}", r.method, r.target, version(r.version)),
+        ),
+        ("status", r.status.to_string()),
+        ("body_bytes_sent", r.body_bytes_sent.to_string()),
+        ("http_referer", dash(r.referer.as_ref()).to_owned()),
+        ("http_user_agent", dash(r.user_agent.as_ref()).to_owned()),
+        ("request_length", r.request_length.to_string()),
+        ("request_time", seconds(r.duration)),
+        (
+            "proxy_upstream_name",
+            labels.map_or_else(String::new, |l| l.backend.clone()),
+        ),
+        (
+            "proxy_alternative_upstream_name",
+            r.canary.clone().unwrap_or_default(),
+        ),
+        (
+            "upstream_addr",
+            r.upstream_addr
+                .map_or_else(|| "-".to_owned(), |a| a.to_string()),
+        ),
+        (
+            "upstream_response_time",
+            r.upstream_response_time
+                .map_or_else(|| "-".to_owned(), seconds),
+        ),
+        (
+            "upstream_status",
+            r.upstream_status
+                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+        ),
+        ("req_id", dash(r.request_id.as_ref()).to_owned()),
+        (
+            "namespace",
+            labels.map_or_else(String::new, |l| l.namespace.clone()),
+        ),
+        (
+            "ingress",
+            labels.map_or_else(String::new, |l| l.ingress.clone()),
+        ),
+        (
+            "service",
+            labels.map_or_else(String::new, |l| l.service.clone()),
+        ),
+    ]);
+    out.push_str(&value);
+    out.push('\n');
+}
+
+fn serde_json_like(fields: &[(&str, String)]) -> String {
+    let mut out = String::from("{");
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{}:{}", json_string(k), json_string(v));
+    }
+    out.push('}');
+    out
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+// ---------------------------------------------------------------------------------
+// Metrics
+// ---------------------------------------------------------------------------------
+
+/// Constant labels on every metric (`controller_namespace`, `controller_class`,
+/// `controller_pod`).
+#[derive(Debug, Clone, Default)]
+pub struct ConstLabels {
+    /// Namespace of the controller pod.
+    pub namespace: String,
+    /// The IngressClass controller value.
+    pub class: String,
+    /// The pod name.
+    pub pod: String,
+}
+
+/// Prometheus default buckets (`--time-buckets`).
+const TIME_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// ingress-nginx's `--length-buckets`: linear 10..100.
+const LENGTH_BUCKETS: [f64; 10] = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0];
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Labels {
+    status: String,
+    method: &'static str,
+    path: String,
+    namespace: String,
+    ingress: String,
+    service: String,
+    canary: String,
+    host: String,
+}
+
+#[derive(Debug, Clone)]
+struct Histogram {
+    counts: Vec<u64>,
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn new(buckets: usize) -> Histogram {
+        Histogram {
+            counts: vec![0; buckets],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    fn observe(&mut self, bounds: &[f64], value: f64) {
+        if let Some(i) = bounds.iter().position(|b| value <= *b) {
+            self.counts[i] += 1;
+        }
+        self.sum += value;
+        self.count += 1;
+    }
+}
+
+#[derive(Debug, Default)]
+struct Series {
+    requests: u64,
+    request_duration: Option<Histogram>,
+    response_duration: Option<Histogram>,
+    request_size: Option<Histogram>,
+    response_size: Option<Histogram>,
+}
+
+/// Labels kept at most; beyond this new label sets are not recorded (bounded memory
+/// whatever the traffic).
+const MAX_SERIES: usize = 10_000;
+
+/// The metrics registry.
+#[derive(Debug)]
+pub struct Metrics {
+    series: Mutex<HashMap<Labels, Series>>,
+    status: Arc<Status>,
+    const_labels: ConstLabels,
+}
+
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        // Extension methods are unbounded: one label for all of them.
+        _ => "OTHER",
+    }
+}
+
+impl Metrics {
+    fn new(status: Arc<Status>, const_labels: ConstLabels) -> Metrics {
+        Metrics {
+            series: Mutex::new(HashMap::new()),
+            status,
+            const_labels,
+        }
+    }
+
+    /// Counts one request. Requests to hosts no Ingress defines are not counted
+    /// (ingress-nginx's default without `--metrics-per-undefined-host`).
+    pub fn observe(&self, r: &RequestRecord) {
+        let Some(l) = r.labels.as_deref() else {
+            return;
+        };
+        let labels = Labels {
+            status: r.status.to_string(),
+            method: method_label(&r.method),
+            path: l.path.clone(),
+            namespace: l.namespace.clone(),
+            ingress: l.ingress.clone(),
+            service: l.service.clone(),
+            canary: r.canary.clone().unwrap_or_default(),
+            host: l.host.clone(),
+        };
+        let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        if !map.contains_key(&labels) && map.len() >= MAX_SERIES {
+            return;
+        }
+        let s = map.entry(labels).or_default();
+        s.requests += 1;
+        s.request_duration
+            .get_or_insert_with(|| Histogram::new(TIME_BUCKETS.len()))
+            .observe(&TIME_BUCKETS, r.duration.as_secs_f64());
+        if let Some(t) = r.upstream_response_time {
+            s.response_duration
+                .get_or_insert_with(|| Histogram::new(TIME_BUCKETS.len()))
+                .observe(&TIME_BUCKETS, t.as_secs_f64());
+        }
+        s.request_size
+            .get_or_insert_with(|| Histogram::new(LENGTH_BUCKETS.len()))
+            .observe(&LENGTH_BUCKETS, r.request_length as f64);
+        s.response_size
+            .get_or_insert_with(|| Histogram::new(LENGTH_BUCKETS.len()))
+            .observe(&LENGTH_BUCKETS, r.body_bytes_sent as f64);
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(16 * 1024);
+        let c = &self.const_labels;
+        let constant = format!(
+            "controller_class=\"{}\",controller_namespace=\"{}\",controller_pod=\"{}\"",
+            escape_label(&c.class),
+            escape_label(&c.namespace),
+            escape_label(&c.pod)
+        );
+        let stub = self.status.stub_status();
+        let p = "nginx_ingress_controller_nginx_process";
+        let _ = writeln!(
+            out,
+            "# HELP {p}_connections current number of client connections with state {{active, reading, writing, waiting}}"
+        );
+        let _ = writeln!(out, "# TYPE {p}_connections gauge");
+        for (state, v) in [
+            ("active", stub.active),
+            ("reading", stub.reading),
+            ("waiting", stub.waiting),
+            ("writing", stub.writing),
+        ] {
+            let _ = writeln!(out, "{p}_connections{{{constant},state=\"{state}\"}} {v}");
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {p}_connections_total total number of connections with state {{accepted, handled}}"
+        );
+        let _ = writeln!(out, "# TYPE {p}_connections_total counter");
+        for (state, v) in [("accepted", stub.accepts), ("handled", stub.handled)] {
+            let _ = writeln!(
+                out,
+                "{p}_connections_total{{{constant},state=\"{state}\"}} {v}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {p}_requests_total total number of client requests"
+        );
+        let _ = writeln!(out, "# TYPE {p}_requests_total counter");
+        let _ = writeln!(out, "{p}_requests_total{{{constant}}} {}", stub.requests);
+
+        let map = self.series.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rows: Vec<(&Labels, &Series)> = map.iter().collect();
+        rows.sort_by(|a, b| {
+            (&a.0.host, &a.0.path, &a.0.status, a.0.method).cmp(&(
+                &b.0.host,
+                &b.0.path,
+                &b.0.status,
+                b.0.method,
+            ))
+        });
+        let label_text = |l: &Labels| {
+            format!(
+                "canary=\"{}\",{constant},host=\"{}\",ingress=\"{}\",method=\"{}\",namespace=\"{}\",path=\"{}\",service=\"{}\",status=\"{}\"",
+                escape_label(&l.canary),
+                escape_label(&l.host),
+                escape_label(&l.ingress),
+                l.method,
+                escape_label(&l.namespace),
+                escape_label(&l.path),
+                escape_label(&l.service),
+                escape_label(&l.status)
+            )
+        };
+        let n = "nginx_ingress_controller";
+        let _ = writeln!(
+            out,
+            "# HELP {n}_requests The total number of client requests"
+        );
+        let _ = writeln!(out, "# TYPE {n}_requests counter");
+        for (l, s) in &rows {
+            let _ = writeln!(out, "{n}_requests{{{}}} {}", label_text(l), s.requests);
+        }
+        type Pick = fn(&Series) -> Option<&Histogram>;
+        let histograms: [(&str, &str, &[f64], Pick); 4] = [
+            (
+                "request_duration_seconds",
+                "The request processing time in milliseconds",
+                &TIME_BUCKETS,
+                |s| s.request_duration.as_ref(),
+            ),
+            (
+                "response_duration_seconds",
+                "The time spent on receiving the response from the upstream server",
+                &TIME_BUCKETS,
+                |s| s.response_duration.as_ref(),
+            ),
+            (
+                "request_size",
+                "The request length (including request line, header, and request body)",
+                &LENGTH_BUCKETS,
+                |s| s.request_size.as_ref(),
+            ),
+            (
+                "response_size",
+                "The response length (including request line, header, and request body)",
+                &LENGTH_BUCKETS,
+                |s| s.response_size.as_ref(),
+            ),
+        ];
+        for (name, help, bounds, pick) in histograms {
+            let _ = writeln!(out, "# HELP {n}_{name} {help}");
+            let _ = writeln!(out, "# TYPE {n}_{name} histogram");
+            for (l, s) in &rows {
+                let Some(h) = pick(s) else { continue };
+                let labels = label_text(l);
+                let mut cumulative = 0;
+                for (bound, count) in bounds.iter().zip(&h.counts) {
+                    cumulative += count;
+                    let _ = writeln!(
+                        out,
+                        "{n}_{name}_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                    );
+                }
+                let _ = writeln!(out, "{n}_{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+                let _ = writeln!(out, "{n}_{name}_sum{{{labels}}} {}", h.sum);
+                let _ = writeln!(out, "{n}_{name}_count{{{labels}}} {}", h.count);
+            }
+        }
+        out
+    }
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> RequestRecord {
+        RequestRecord {
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_687_715), // 2026-11-26 10:08:35 UTC
+            duration: Duration::from_millis(12),
+            remote_addr: "192.0.2.1".parse().unwrap(),
+            method: Method::GET,
+            target: "/api?q=\"x\"".into(),
+            version: Version::HTTP_11,
+            status: 200,
+            body_bytes_sent: 42,
+            request_length: 80,
+            referer: None,
+            user_agent: Some(HeaderValue::from_static("curl/8.0")),
+            request_id: Some(HeaderValue::from_static("0123456789abcdef0123456789abcdef")),
+            labels: Some(Arc::new(LocationLabels {
+                host: "app.example.com".into(),
+                path: "/api".into(),
+                namespace: "default".into(),
+                ingress: "web".into(),
+                service: "echo".into(),
+                backend: "default-echo-80".into(),
+            })),
+            canary: None,
+            upstream_addr: Some("10.0.0.5:8080".parse().unwrap()),
+            upstream_status: Some(200),
+            upstream_response_time: Some(Duration::from_millis(10)),
+        }
+    }
+
+    #[test]
+    fn text_line_matches_the_ingress_nginx_layout() {
+        let mut line = String::new();
+        format_text(&record(), &mut line);
+        assert_eq!(
+            line,
+            "192.0.2.1 - - [26/Nov/2026:10:08:35 +0000] \"GET /api?q=\\x22x\\x22 HTTP/1.1\" 200 42 \"-\" \"curl/8.0\" 80 0.012 [default-echo-80] [] 10.0.0.5:8080 42 0.010 200 0123456789abcdef0123456789abcdef\n"
+        );
+    }
+
+    #[test]
+    fn json_line_is_valid_json() {
+        let mut line = String::new();
+        format_json(&record(), &mut line);
+        assert!(line.starts_with('{') && line.ends_with("}\n"));
+        assert!(
+            line.contains("\"request\":\"GET /api?q=\\\"x\\\" HTTP/1.1\""),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn metrics_use_ingress_nginx_names_and_labels() {
+        let metrics = Metrics::new(
+            Status::new(),
+            ConstLabels {
+                class: "k8s.io/ingress-nginx".into(),
+                ..Default::default()
+            },
+        );
+        metrics.observe(&record());
+        metrics.observe(&record());
+        let mut undefined = record();
+        undefined.labels = None;
+        metrics.observe(&undefined);
+        let text = metrics.render();
+        assert!(text.contains("nginx_ingress_controller_requests{canary=\"\",controller_class=\"k8s.io/ingress-nginx\",controller_namespace=\"\",controller_pod=\"\",host=\"app.example.com\",ingress=\"web\",method=\"GET\",namespace=\"default\",path=\"/api\",service=\"echo\",status=\"200\"} 2"), "{text}");
+        assert!(text.contains("nginx_ingress_controller_request_duration_seconds_bucket{"));
+        assert!(text.contains("le=\"0.025\"} 2"), "{text}");
+        assert!(text.contains("nginx_ingress_controller_response_duration_seconds_count{"));
+        assert!(text.contains("nginx_ingress_controller_nginx_process_connections{"));
+        assert!(text.contains("nginx_ingress_controller_nginx_process_requests_total{"));
+        assert!(
+            !text.contains("_requests_total{canary"),
+            "no _total suffix on the request counter"
+        );
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_783), (2026, 11, 26));
+    }
+}
