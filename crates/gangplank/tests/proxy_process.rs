@@ -27,7 +27,16 @@ impl Proxy {
             .arg("proxy")
             .arg("--admin-socket")
             .arg(socket)
-            .args(["--http-listen", "127.0.0.1:0", "--workers", "2"])
+            .args([
+                "--http-listen",
+                "127.0.0.1:0",
+                "--https-listen",
+                "127.0.0.1:0",
+                "--metrics-listen",
+                "127.0.0.1:0",
+                "--workers",
+                "2",
+            ])
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -283,6 +292,10 @@ fn status_listen_is_loopback_only() {
         .arg("--admin-socket")
         .arg(dir.path().join("a.sock"))
         .args([
+            "--https-listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--http-listen",
             "127.0.0.1:0",
             "--status-listen",

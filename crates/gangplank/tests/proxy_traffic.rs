@@ -25,24 +25,36 @@ struct Gangplank {
     child: Child,
     socket: PathBuf,
     http: SocketAddr,
+    https: SocketAddr,
+    metrics: SocketAddr,
+    stdout: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 impl Gangplank {
     async fn start() -> Gangplank {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("admin.sock");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let http: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let http = free_port();
+        let https = free_port();
+        let metrics = free_port();
+        let stdout = dir.path().join("stdout.log");
         let child = Command::new(BIN)
             .arg("proxy")
             .arg("--admin-socket")
             .arg(&socket)
             .args([
+                "--https-listen",
+                &https.to_string(),
+                "--metrics-listen",
+                &metrics.to_string(),
                 "--http-listen",
                 &http.to_string(),
                 "--workers",
@@ -50,7 +62,7 @@ impl Gangplank {
                 "--shutdown-grace",
                 "10",
             ])
-            .stdout(Stdio::null())
+            .stdout(std::fs::File::create(&stdout).unwrap())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
@@ -58,6 +70,9 @@ impl Gangplank {
             child,
             socket,
             http,
+            https,
+            metrics,
+            stdout,
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -388,4 +403,305 @@ async fn sigterm_lets_in_flight_requests_finish() {
     // New connections are refused once draining started.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(tokio::net::TcpStream::connect(http).await.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_access_log() {
+    let g = Gangplank::start().await;
+    let upstreams = echoes(1).await;
+    g.apply(json!({
+        "backends": [backend("default-echo-80", &[upstreams[0].addr()])],
+        "servers": [{"hostname": "app.example.com", "locations": [{
+            "path": "/api", "pathType": "Prefix", "backend": "default-echo-80",
+            "ingress": {"namespace": "default", "name": "web"}, "service": "echo"
+        }]}]
+    }))
+    .await;
+    let mut conn = Conn::open(g.http).await;
+    for _ in 0..3 {
+        conn.echo("app.example.com", "/api/x").await;
+    }
+    assert_eq!(
+        conn.send("unknown.example.com", "/", &[]).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    // Telemetry is asynchronous: poll until the records arrived.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let text = loop {
+        let mut m = Conn::open(g.metrics).await;
+        let (status, _, body) = m.send("localhost", "/metrics", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        if text.contains("status=\"200\"} 3") || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let series = "nginx_ingress_controller_requests{canary=\"\",controller_class=\"gangplank.io/ingress-controller\",controller_namespace=\"\",controller_pod=\"\",host=\"app.example.com\",ingress=\"web\",method=\"GET\",namespace=\"default\",path=\"/api\",service=\"echo\",status=\"200\"} 3";
+    assert!(text.contains(series), "{text}");
+    assert!(
+        !text.contains("unknown.example.com"),
+        "undefined hosts are not labelled"
+    );
+    assert!(text.contains("nginx_ingress_controller_nginx_process_connections{"));
+
+    let log = std::fs::read_to_string(&g.stdout).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("GET /api/x HTTP/1.1"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(lines[0].starts_with("127.0.0.1 - - ["), "{}", lines[0]);
+    assert!(lines[0].contains("\" 200 "), "{}", lines[0]);
+    assert!(lines[0].contains(" [default-echo-80] [] "), "{}", lines[0]);
+    assert!(
+        lines[0].contains(&upstreams[0].addr().to_string()),
+        "{}",
+        lines[0]
+    );
+    assert!(log.contains("\"GET / HTTP/1.1\" 404 "), "{log}");
+}
+
+/// A request body of `chunks` chunks of 64 KiB, produced lazily.
+struct ChunkStream {
+    left: usize,
+    chunk: Bytes,
+}
+
+impl futures_core::Stream for ChunkStream {
+    type Item = Result<http_body::Frame<Bytes>, std::convert::Infallible>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        self.left -= 1;
+        std::task::Poll::Ready(Some(Ok(http_body::Frame::data(self.chunk.clone()))))
+    }
+}
+
+/// Peak resident memory of a process, from /proc (KiB).
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_bodies_stream_without_buffering() {
+    let g = Gangplank::start().await;
+    let upstreams = echoes(1).await;
+    g.apply(json!({
+        "backends": [backend("b", &[upstreams[0].addr()])],
+        "servers": [{"hostname": "h", "locations": [{"path": "/", "backend": "b"}]}]
+    }))
+    .await;
+    let stream = tokio::net::TcpStream::connect(g.http).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let chunks = 1600; // 100 MiB
+    let body = http_body_util::StreamBody::new(ChunkStream {
+        left: chunks,
+        chunk: Bytes::from(vec![b'x'; 64 * 1024]),
+    });
+    let request = Request::post("/upload")
+        .header("host", "h")
+        .body(body)
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let echo: Echo =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(echo.body_length, (chunks * 64 * 1024) as u64);
+    assert!(
+        echo.headers
+            .get("transfer-encoding")
+            .is_some_and(|v| v == "chunked"),
+        "{:?}",
+        echo.headers
+    );
+    let rss = peak_rss_kib(g.child.id());
+    assert!(
+        rss < 64 * 1024,
+        "the proxy's peak RSS was {rss} KiB for a 100 MiB upload"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_100_continue_and_h2c() {
+    let g = Gangplank::start().await;
+    let upstreams = echoes(1).await;
+    g.apply(json!({
+        "backends": [backend("b", &[upstreams[0].addr()])],
+        "servers": [{"hostname": "h", "locations": [{"path": "/", "backend": "b"}]}]
+    }))
+    .await;
+
+    // Expect: 100-continue: the body is sent only after the interim answer.
+    let mut stream = tokio::net::TcpStream::connect(g.http).await.unwrap();
+    stream
+        .write_all(
+            b"POST /form HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 25];
+    stream.read_exact(&mut buf).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 100 Continue"),
+        "{}",
+        String::from_utf8_lossy(&buf)
+    );
+    stream.write_all(b"hello").await.unwrap();
+    let mut rest = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(&rest).contains("\"bodyLength\":5") {
+        assert!(
+            Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&rest)
+        );
+        let mut chunk = [0u8; 4096];
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&rest));
+        rest.extend_from_slice(&chunk[..n]);
+    }
+    assert!(String::from_utf8_lossy(&rest).contains("HTTP/1.1 200 OK"));
+
+    // HTTP/2 with prior knowledge on the plain listener.
+    let stream = tokio::net::TcpStream::connect(g.http).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    for _ in 0..3 {
+        let request = Request::get("http://h/h2")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let response = sender.send_request(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.version(), http::Version::HTTP_2);
+        let echo: Echo =
+            serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes())
+                .unwrap();
+        assert_eq!(echo.host, "h");
+        assert_eq!(echo.proto, "HTTP/1.1");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_name_backends_resolve_through_dns() {
+    let g = Gangplank::start().await;
+    let upstreams = echoes(1).await;
+    let port = upstreams[0].addr().port().to_string();
+    g.apply(json!({
+        "backends": [
+            {"name": "ext", "service": {"spec": {"type": "ExternalName", "externalName": "localhost"}},
+             "endpoints": [{"address": "localhost", "port": port}]},
+            {"name": "bad", "service": {"spec": {"type": "ExternalName", "externalName": "name.invalid"}},
+             "endpoints": [{"address": "name.invalid", "port": "80"}]}
+        ],
+        "servers": [{"hostname": "h", "locations": [
+            {"path": "/", "backend": "ext"},
+            {"path": "/bad", "backend": "bad"}
+        ]}]
+    }))
+    .await;
+    let mut conn = Conn::open(g.http).await;
+    // localhost may also resolve to ::1, where the echo does not listen: the proxy then
+    // retries with the next address of the name, so every request succeeds.
+    for _ in 0..5 {
+        assert_eq!(conn.echo("h", "/").await.instance, "echo-0");
+    }
+    // An unresolvable name: 502, as ingress-nginx's e2e expects.
+    assert_eq!(conn.send("h", "/bad", &[]).await.0, StatusCode::BAD_GATEWAY);
+}
+
+const PEM: &str = concat!(
+    include_str!("../../model/tests/fixtures/example.com.crt"),
+    include_str!("../../model/tests/fixtures/example.com.key")
+);
+
+/// curl over TLS to the proxy: `(http_version, status, verbose output, body)`.
+fn curl_tls(https: SocketAddr, host: &str, extra: &[&str]) -> (String, String, String, String) {
+    let url = format!("https://{host}:{}/tls", https.port());
+    let resolve = format!("{host}:{}:127.0.0.1", https.port());
+    let out = Command::new("curl")
+        .args([
+            "-sk",
+            "-v",
+            "--resolve",
+            &resolve,
+            "-w",
+            "\n%{http_version} %{http_code}",
+        ])
+        .args(extra)
+        .arg(&url)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, tail) = stdout.rsplit_once('\n').unwrap_or((&stdout, ""));
+    let (version, status) = tail.split_once(' ').unwrap_or(("", ""));
+    (
+        version.to_owned(),
+        status.to_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        body.to_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_by_sni_with_http2_and_the_fallback_certificate() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let g = Gangplank::start().await;
+    let upstreams = echoes(1).await;
+    g.apply(json!({
+        "backends": [backend("b", &[upstreams[0].addr()])],
+        "servers": [
+            {"hostname": "www.example.com", "locations": [{"path": "/", "backend": "b"}]},
+            {"hostname": "plain.example.org", "locations": [{"path": "/", "backend": "b"}]}
+        ],
+        "sslConfiguration": {"certificates": {"c": PEM}, "servers": {"*.example.com": "c"}}
+    }))
+    .await;
+    let https = g.https;
+    let (version, status, verbose, body) =
+        tokio::task::spawn_blocking(move || curl_tls(https, "www.example.com", &["--http2"]))
+            .await
+            .unwrap();
+    assert_eq!(
+        (version.as_str(), status.as_str()),
+        ("2", "200"),
+        "{verbose}"
+    );
+    assert!(verbose.contains("CN=example.com"), "{verbose}");
+    let echo: Echo = serde_json::from_slice(body.as_bytes()).unwrap();
+    assert_eq!(echo.headers["x-forwarded-proto"], "https");
+    assert_eq!(echo.headers["x-forwarded-port"], "443");
+
+    // No certificate for this host: the generated fallback answers.
+    let (version, status, verbose, _) =
+        tokio::task::spawn_blocking(move || curl_tls(https, "plain.example.org", &["--http1.1"]))
+            .await
+            .unwrap();
+    assert_eq!(
+        (version.as_str(), status.as_str()),
+        ("1.1", "200"),
+        "{verbose}"
+    );
+    assert!(verbose.contains("Gangplank Fake Certificate"), "{verbose}");
 }

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use gangplank_model::expr::{Part, Variable};
 use gangplank_store::{CompiledBackend, Status, Store, Upstream};
@@ -13,9 +13,10 @@ use hyper::body::Incoming;
 
 use crate::balancer::{PickRequest, canary, sticky};
 use crate::balancers::{Balancers, Entry};
-use crate::body::{ProxyBody, RequestBody};
+use crate::body::{ProxyBody, Recorder, RequestBody};
 use crate::headers::{self, ClientInfo};
 use crate::pages::error_page;
+use crate::telemetry::{RequestRecord, Telemetry};
 use crate::upstream::{Pool, Timeouts};
 
 /// What every worker shares.
@@ -29,6 +30,10 @@ pub struct Shared {
     pub balancers: Balancers,
     /// Addresses never to forward to (the proxy's own listeners).
     pub self_addresses: Vec<SocketAddr>,
+    /// Access log and metrics.
+    pub telemetry: Arc<Telemetry>,
+    /// ExternalName lookups.
+    pub resolver: crate::dns::Resolver,
 }
 
 /// One worker's view: the shared state plus its own upstream pool.
@@ -47,10 +52,65 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let _in_flight = ctx.shared.status.request_started();
-    Ok(match proxy(&ctx, client, request).await {
-        Ok(response) => response,
-        Err(status) => error_page(status),
+    let started = Instant::now();
+    let mut record = Box::new(new_record(&request, &client));
+    let telemetry = ctx.shared.telemetry.clone();
+    Ok(match proxy(&ctx, client, request, &mut record).await {
+        Ok(mut response) => {
+            record.status = response.status().as_u16();
+            if let ProxyBody::Upstream { recorder, .. } = response.body_mut() {
+                *recorder = Some(Recorder::new(record, started, telemetry));
+            }
+            response
+        }
+        Err(status) => {
+            let page = error_page(status);
+            record.status = status.as_u16();
+            record.body_bytes_sent = http_body::Body::size_hint(page.body()).exact().unwrap_or(0);
+            record.duration = started.elapsed();
+            telemetry.record(*record);
+            page
+        }
     })
+}
+
+/// The record of a request as it arrives; the rest is filled in on the way.
+fn new_record(request: &Request<Incoming>, client: &ClientInfo) -> RequestRecord {
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| request.uri().to_string(), |p| p.as_str().to_owned());
+    let headers = request.headers();
+    // nginx's $request_length: request line, header fields and body.
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
+    let body_bytes = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    RequestRecord {
+        time: SystemTime::now(),
+        duration: Duration::ZERO,
+        remote_addr: client.remote.ip(),
+        method: request.method().clone(),
+        request_length: (request.method().as_str().len() + target.len() + 12 + header_bytes) as u64
+            + body_bytes,
+        target,
+        version: request.version(),
+        status: 0,
+        body_bytes_sent: 0,
+        referer: headers.get(header::REFERER).cloned(),
+        user_agent: headers.get(header::USER_AGENT).cloned(),
+        request_id: None,
+        labels: None,
+        canary: None,
+        upstream_addr: None,
+        upstream_status: None,
+        upstream_response_time: None,
+    }
 }
 
 /// The request's host: `:authority` (HTTP/2, absolute-form) or `Host`.
@@ -65,6 +125,7 @@ async fn proxy(
     ctx: &WorkerContext,
     client: ClientInfo,
     mut request: Request<Incoming>,
+    record: &mut RequestRecord,
 ) -> Result<Response<ProxyBody>, StatusCode> {
     let shared = &ctx.shared;
     let mut snapshot = shared.store.snapshot();
@@ -84,6 +145,7 @@ async fn proxy(
     let Some(location) = route.location else {
         return Err(StatusCode::NOT_FOUND);
     };
+    record.labels = Some(location.labels.clone());
     if let Some(reason) = &location.source.denied {
         tracing::warn!(host, path = %location.source.path, %reason, "location denied by an invalid annotation");
         return Err(StatusCode::SERVICE_UNAVAILABLE);
@@ -95,7 +157,13 @@ async fn proxy(
     let Some(primary) = table.get(backend.name()) else {
         return Err(StatusCode::SERVICE_UNAVAILABLE);
     };
-    let entry = choose_canary(&table, primary, &request).unwrap_or(primary);
+    let entry = match choose_canary(&table, primary, &request) {
+        Some(canary) => {
+            record.canary = Some(canary.backend.name().to_owned());
+            canary
+        }
+        None => primary,
+    };
     let backend = &entry.backend;
     if backend.upstreams.is_empty() {
         tracing::warn!(host, backend = %backend.name(), "backend has no endpoints");
@@ -148,6 +216,7 @@ async fn proxy(
             .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
     };
     headers::to_upstream(&mut parts.headers, &send_host, &client);
+    record.request_id = parts.headers.get("x-request-id").cloned();
     let body = if body_is_empty(&parts.method, &body) {
         RequestBody::Empty
     } else {
@@ -169,7 +238,7 @@ async fn proxy(
         let Some(upstream) = backend.upstreams.get(pick.endpoint) else {
             return Err(StatusCode::SERVICE_UNAVAILABLE);
         };
-        let addr = match resolve(upstream).await {
+        let addr = match resolve(&shared.resolver, upstream).await {
             Some(addr) => addr,
             None => {
                 tracing::warn!(backend = %backend.name(), endpoint = %upstream, "endpoint name does not resolve");
@@ -183,9 +252,13 @@ async fn proxy(
             continue;
         }
         let started = Instant::now();
+        record.upstream_addr = Some(addr);
         match ctx.pool.send(addr, upstream_request, timeouts).await {
             Ok((mut response, checkin)) => {
-                entry.balancer.observe(pick.endpoint, started.elapsed());
+                let elapsed = started.elapsed();
+                entry.balancer.observe(pick.endpoint, elapsed);
+                record.upstream_status = Some(response.status().as_u16());
+                record.upstream_response_time = Some(elapsed);
                 let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
                 if switching && let Some(client_upgrade) = client_upgrade {
                     let upstream_upgrade = hyper::upgrade::on(&mut response);
@@ -223,7 +296,11 @@ async fn proxy(
                 }
                 return Ok(Response::from_parts(
                     parts,
-                    ProxyBody::Upstream { body, checkin },
+                    ProxyBody::Upstream {
+                        body,
+                        checkin,
+                        recorder: None,
+                    },
                 ));
             }
             Err(failed) => {
@@ -377,15 +454,10 @@ fn evaluate(
     out
 }
 
-async fn resolve(upstream: &Upstream) -> Option<SocketAddr> {
+async fn resolve(resolver: &crate::dns::Resolver, upstream: &Upstream) -> Option<SocketAddr> {
     match upstream {
         Upstream::Addr(addr) => Some(*addr),
-        // ExternalName: resolved per request for now (the OS resolver caches); a TTL
-        // cache of our own belongs to the data-plane issue's DNS work.
-        Upstream::Name { host, port } => tokio::net::lookup_host((host.as_str(), *port))
-            .await
-            .ok()?
-            .next(),
+        Upstream::Name { host, port } => resolver.resolve(host, *port).await,
     }
 }
 

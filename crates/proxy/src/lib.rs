@@ -25,11 +25,15 @@ pub mod balancer;
 pub mod balancers;
 pub mod body;
 pub mod config;
+pub mod dns;
 pub mod handler;
 pub mod headers;
 pub mod listen;
+pub mod metrics_http;
 pub mod pages;
 pub mod path;
+pub mod telemetry;
+pub mod tls;
 pub mod upstream;
 pub mod worker;
 

@@ -1,6 +1,10 @@
 //! Thread-per-core serving: one OS thread per worker, each with a current-thread tokio
 //! runtime, its own `SO_REUSEPORT` listener sockets and its own upstream pool.
 //!
+//! Plain listeners serve HTTP/1.1 and HTTP/2 with prior knowledge; TLS listeners do
+//! the handshake (certificate by SNI, see [`crate::tls`]) inside the connection's task,
+//! so a slow handshake never blocks accepting, then serve HTTP/1.1 or HTTP/2.
+//!
 //! Shutdown ([`Proxy::shutdown`]): listeners close at once (new connections are
 //! refused), open connections finish their in-flight requests (HTTP/1 keep-alive
 //! connections close after the current response, HTTP/2 gets GOAWAY), and whatever is
@@ -17,13 +21,18 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 
 use crate::balancers::Balancers;
 use crate::config::ProxyConfig;
 use crate::handler::{Shared, WorkerContext, handle};
 use crate::headers::ClientInfo;
 use crate::listen::bind_reuseport;
+use crate::telemetry::Telemetry;
 use crate::upstream::{Pool, PoolSettings};
+
+/// How long a client may take to complete the TLS handshake (nginx's default).
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Starting the proxy failed.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +45,12 @@ pub enum ProxyError {
         /// The error.
         source: std::io::Error,
     },
+    /// The TLS configuration could not be built.
+    #[error("setting up TLS: {0}")]
+    Tls(#[from] crate::tls::TlsSetupError),
+    /// The telemetry thread could not start.
+    #[error("starting the telemetry thread: {0}")]
+    Telemetry(std::io::Error),
     /// A worker thread or runtime could not start.
     #[error("starting worker {worker}: {source}")]
     Worker {
@@ -52,7 +67,15 @@ pub struct Proxy {
     workers: Vec<JoinHandle<()>>,
     stop: watch::Sender<bool>,
     local_addrs: Vec<SocketAddr>,
+    tls_addrs: Vec<SocketAddr>,
     status: Arc<Status>,
+    telemetry: Arc<Telemetry>,
+}
+
+/// One worker's listener socket and whether it speaks TLS.
+struct WorkerListener {
+    socket: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
 }
 
 impl Proxy {
@@ -63,31 +86,53 @@ impl Proxy {
         status: Arc<Status>,
     ) -> Result<Proxy, ProxyError> {
         let workers = config.workers.max(1);
-        let mut per_worker: Vec<Vec<std::net::TcpListener>> =
-            (0..workers).map(|_| Vec::new()).collect();
+        let mut per_worker: Vec<Vec<WorkerListener>> = (0..workers).map(|_| Vec::new()).collect();
+        // One TLS configuration for all workers: one fallback certificate and one
+        // session cache, since SO_REUSEPORT spreads a client's connections over workers.
+        let acceptor = if config.https_listen.is_empty() {
+            None
+        } else {
+            Some(TlsAcceptor::from(crate::tls::server_config(store.clone())?))
+        };
         let mut local_addrs = Vec::new();
-        for addr in &config.http_listen {
-            let sockets = bind_reuseport(*addr, workers).map_err(|source| ProxyError::Bind {
-                addr: *addr,
-                source,
-            })?;
+        let mut tls_addrs = Vec::new();
+        let plain = config.http_listen.iter().map(|a| (*a, None));
+        let secure = config.https_listen.iter().map(|a| (*a, acceptor.clone()));
+        for (addr, tls) in plain.chain(secure) {
+            let bind_error = |source| ProxyError::Bind { addr, source };
+            let sockets = bind_reuseport(addr, workers).map_err(bind_error)?;
             if let Some(first) = sockets.first() {
-                local_addrs.push(first.local_addr().map_err(|source| ProxyError::Bind {
-                    addr: *addr,
-                    source,
-                })?);
+                let local = first
+                    .local_addr()
+                    .map_err(|source| ProxyError::Bind { addr, source })?;
+                if tls.is_some() {
+                    tls_addrs.push(local);
+                } else {
+                    local_addrs.push(local);
+                }
             }
             for (slot, socket) in per_worker.iter_mut().zip(sockets) {
-                slot.push(socket);
+                slot.push(WorkerListener {
+                    socket,
+                    tls: tls.clone(),
+                });
             }
         }
+        let telemetry = Telemetry::start(
+            config.access_log,
+            status.clone(),
+            config.metric_labels.clone(),
+        )
+        .map_err(ProxyError::Telemetry)?;
         let mut self_addresses = config.self_addresses.clone();
-        self_addresses.extend(local_addrs.iter().copied());
+        self_addresses.extend(local_addrs.iter().chain(&tls_addrs).copied());
         let shared = Arc::new(Shared {
             store,
             status: status.clone(),
             balancers: Balancers::default(),
             self_addresses,
+            telemetry: telemetry.clone(),
+            resolver: crate::dns::Resolver::default(),
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut handles = Vec::with_capacity(workers);
@@ -108,13 +153,25 @@ impl Proxy {
             workers: handles,
             stop,
             local_addrs,
+            tls_addrs,
             status,
+            telemetry,
         })
     }
 
-    /// The bound listener addresses (with the real port when 0 was asked for).
+    /// Access log and metrics (the `/metrics` endpoint renders `telemetry().metrics()`).
+    pub fn telemetry(&self) -> &Arc<Telemetry> {
+        &self.telemetry
+    }
+
+    /// The bound plain HTTP addresses (with the real port when 0 was asked for).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.local_addrs
+    }
+
+    /// The bound TLS addresses.
+    pub fn tls_addrs(&self) -> &[SocketAddr] {
+        &self.tls_addrs
     }
 
     /// Stops accepting, lets in-flight requests finish (up to the grace period), and
@@ -130,7 +187,7 @@ impl Proxy {
 
 fn run_worker(
     index: usize,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: Vec<WorkerListener>,
     shared: Arc<Shared>,
     stop: watch::Receiver<bool>,
     grace: Duration,
@@ -156,8 +213,8 @@ fn run_worker(
         let ctx = Arc::new(WorkerContext { shared, pool });
         let graceful = Arc::new(GracefulShutdown::new());
         let mut tasks = Vec::new();
-        for listener in listeners {
-            let listener = match tokio::net::TcpListener::from_std(listener) {
+        for WorkerListener { socket, tls } in listeners {
+            let listener = match tokio::net::TcpListener::from_std(socket) {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::error!(worker = index, error = %e, "could not register a listener");
@@ -166,6 +223,7 @@ fn run_worker(
             };
             tasks.push(tokio::spawn(accept_loop(
                 listener,
+                tls,
                 ctx.clone(),
                 graceful.clone(),
                 stop.clone(),
@@ -191,23 +249,26 @@ fn run_worker(
     });
 }
 
+fn http_builder() -> auto::Builder<TokioExecutor> {
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(60));
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(128);
+    b
+}
+
 async fn accept_loop(
     listener: tokio::net::TcpListener,
+    tls: Option<TlsAcceptor>,
     ctx: Arc<WorkerContext>,
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
 ) {
     let local_port = listener.local_addr().map_or(0, |a| a.port());
-    let builder = {
-        let mut b = auto::Builder::new(TokioExecutor::new());
-        b.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(60));
-        b.http2()
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(128);
-        b
-    };
+    let builder = Arc::new(http_builder());
     let stopped = async move {
         let _ = stop.wait_for(|s| *s).await;
     };
@@ -229,19 +290,51 @@ async fn accept_loop(
         let client = ClientInfo {
             remote,
             local_port,
-            https: false,
+            https: tls.is_some(),
         };
-        let ctx = ctx.clone();
-        let service = service_fn(move |request| handle(ctx.clone(), client, request));
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, %remote, "client connection ended with an error");
+        let service_ctx = ctx.clone();
+        let service = service_fn(move |request| handle(service_ctx.clone(), client, request));
+        match &tls {
+            None => {
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, %remote, "client connection ended with an error");
+                    }
+                    drop(guard);
+                });
             }
-            drop(guard);
-        });
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let builder = builder.clone();
+                let graceful = graceful.clone();
+                tokio::spawn(async move {
+                    let stream =
+                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                            .await
+                        {
+                            Ok(Ok(stream)) => stream,
+                            Ok(Err(e)) => {
+                                tracing::debug!(error = %e, %remote, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%remote, "TLS handshake timed out");
+                                return;
+                            }
+                        };
+                    let connection = builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned();
+                    if let Err(e) = graceful.watch(connection).await {
+                        tracing::debug!(error = %e, %remote, "client connection ended with an error");
+                    }
+                    drop(guard);
+                });
+            }
+        }
     }
 }

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use gangplank_admin_server::server::{AdminState, listen, router, serve};
+use gangplank_proxy::telemetry::{AccessLog, ConstLabels};
 use gangplank_proxy::{Proxy, ProxyConfig};
 use gangplank_store::{RestoreOutcome, Status, Store};
 use tokio::sync::watch;
@@ -21,9 +22,29 @@ pub struct ProxyArgs {
     /// Plain HTTP listener (HTTP/1.1 and h2c); repeat for several.
     #[arg(long, env = "GANGPLANK_HTTP_LISTEN", default_value = "0.0.0.0:80")]
     http_listen: Vec<SocketAddr>,
+    /// TLS listener (HTTP/1.1 and HTTP/2 by ALPN; certificates by SNI); repeat for several.
+    #[arg(long, env = "GANGPLANK_HTTPS_LISTEN", default_value = "0.0.0.0:443")]
+    https_listen: Vec<SocketAddr>,
     /// Worker threads, each with its own listener sockets (default: one per CPU).
     #[arg(long, env = "GANGPLANK_WORKERS")]
     workers: Option<usize>,
+    /// Prometheus metrics (`/metrics`) and `/healthz`, as ingress-nginx's port 10254.
+    #[arg(
+        long,
+        env = "GANGPLANK_METRICS_LISTEN",
+        default_value = "0.0.0.0:10254"
+    )]
+    metrics_listen: SocketAddr,
+    /// Write an access log line per request to stdout (format follows --log-format).
+    #[arg(long, env = "GANGPLANK_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    access_log: bool,
+    /// `controller_class` label of the metrics.
+    #[arg(
+        long,
+        env = "GANGPLANK_CONTROLLER_CLASS",
+        default_value = "gangplank.io/ingress-controller"
+    )]
+    controller_class: String,
     /// How long in-flight requests may run after SIGTERM.
     #[arg(long, value_parser = parse_seconds, default_value = "30")]
     shutdown_grace: Duration,
@@ -83,6 +104,9 @@ async fn serve_until_signal(args: ProxyArgs) -> anyhow::Result<()> {
     // start cleanly.
     let socket = listen::bind_unix(&args.admin_socket)
         .with_context(|| format!("binding the admin socket {}", args.admin_socket.display()))?;
+    let metrics_tcp = tokio::net::TcpListener::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("binding the metrics address {}", args.metrics_listen))?;
     let status_tcp = match args.status_listen {
         Some(addr) => Some(
             listen::bind_tcp(addr)
@@ -93,8 +117,23 @@ async fn serve_until_signal(args: ProxyArgs) -> anyhow::Result<()> {
     };
     let mut proxy_config = ProxyConfig {
         http_listen: args.http_listen.clone(),
+        https_listen: args.https_listen.clone(),
         shutdown_grace: args.shutdown_grace,
-        self_addresses: args.status_listen.into_iter().collect(),
+        self_addresses: args
+            .status_listen
+            .into_iter()
+            .chain([args.metrics_listen])
+            .collect(),
+        access_log: match (args.access_log, args.log_format) {
+            (false, _) => AccessLog::Off,
+            (true, LogFormat::Text) => AccessLog::Text,
+            (true, LogFormat::Json) => AccessLog::Json,
+        },
+        metric_labels: ConstLabels {
+            namespace: std::env::var("POD_NAMESPACE").unwrap_or_default(),
+            class: args.controller_class.clone(),
+            pod: std::env::var("POD_NAME").unwrap_or_default(),
+        },
         ..ProxyConfig::default()
     };
     if let Some(workers) = args.workers {
@@ -105,7 +144,17 @@ async fn serve_until_signal(args: ProxyArgs) -> anyhow::Result<()> {
     for addr in proxy.local_addrs() {
         tracing::info!(%addr, "proxy listening");
     }
+    for addr in proxy.tls_addrs() {
+        tracing::info!(%addr, "proxy listening (TLS)");
+    }
 
+    tracing::info!(addr = ?metrics_tcp.local_addr().ok(), "metrics listening");
+    let metrics_server = tokio::spawn(gangplank_proxy::metrics_http::serve(
+        metrics_tcp,
+        proxy.telemetry().metrics().clone(),
+        status.clone(),
+        std::future::pending(),
+    ));
     let mut state = AdminState::new(store, status);
     state.body_limit = args.admin_body_limit;
     let app = router(state.clone());
@@ -144,6 +193,7 @@ async fn serve_until_signal(args: ProxyArgs) -> anyhow::Result<()> {
     for server in servers {
         let _ = server.await;
     }
+    metrics_server.abort();
     Ok(())
 }
 
