@@ -48,6 +48,7 @@ pub struct Echo {
 pub struct EchoServer {
     addr: SocketAddr,
     requests: Arc<AtomicU64>,
+    connections: Arc<AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -59,11 +60,14 @@ impl EchoServer {
         let instance: Arc<str> = Arc::from(instance);
         let requests = Arc::new(AtomicU64::new(0));
         let counter = requests.clone();
+        let connections = Arc::new(AtomicU64::new(0));
+        let accepted = connections.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     continue;
                 };
+                accepted.fetch_add(1, Ordering::Relaxed);
                 let instance = instance.clone();
                 let counter = counter.clone();
                 tokio::spawn(async move {
@@ -80,6 +84,7 @@ impl EchoServer {
         Ok(EchoServer {
             addr,
             requests,
+            connections,
             task,
         })
     }
@@ -87,6 +92,11 @@ impl EchoServer {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// How many connections it accepted.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// How many requests it answered.

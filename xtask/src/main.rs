@@ -6,7 +6,11 @@
 //!   when nextest is not installed), then the doc tests.
 //! - `ci`: what CI runs: `cargo fmt --check`, `cargo clippy --workspace
 //!   --all-targets -- -D warnings`, then `test`.
-//! - `bench [criterion args]`: the criterion benchmarks of `benches/`.
+//! - `bench [proxy] [--rounds N] [--duration S]`: Gangplank vs nginx side by side
+//!   (installs nginx and wrk when missing, builds the release binary); see [`bench`].
+//! - `bench criterion [criterion args]`: the criterion benchmarks of `benches/`.
+
+mod bench;
 
 use std::process::{Command, ExitCode};
 
@@ -19,9 +23,9 @@ fn main() -> ExitCode {
     let result = match task {
         "test" => test(),
         "ci" => ci(),
-        "bench" => bench(rest),
+        "bench" => bench_task(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <test|ci|bench> [args]");
+            println!("usage: cargo xtask <test|ci|bench> [args]; cargo xtask bench --help");
             Ok(())
         }
         other => Err(format!("unknown task {other:?}; try `cargo xtask help`")),
@@ -89,7 +93,16 @@ fn ci() -> Result<(), String> {
     test()
 }
 
-fn bench(rest: &[String]) -> Result<(), String> {
+/// `bench criterion [args]` runs the criterion benchmarks; anything else (`bench`,
+/// `bench proxy`, flags) runs the proxy comparison.
+fn bench_task(rest: &[String]) -> Result<(), String> {
+    match rest.split_first() {
+        Some((first, criterion_args)) if first == "criterion" => criterion(criterion_args),
+        _ => bench::run(rest),
+    }
+}
+
+fn criterion(rest: &[String]) -> Result<(), String> {
     let mut c = cargo();
     c.args(["bench", "-p", "gangplank-benches", "--"]);
     c.args(rest);

@@ -705,3 +705,31 @@ async fn tls_by_sni_with_http2_and_the_fallback_certificate() {
     );
     assert!(verbose.contains("Gangplank Fake Certificate"), "{verbose}");
 }
+
+/// Upstream connections are kept alive and reused: the bug this guards against
+/// (connections closed after every Content-Length response) cost 4x CPU per request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_are_reused() {
+    let g = Gangplank::start().await;
+    let upstreams = echoes(1).await;
+    g.apply(json!({
+        "backends": [backend("b", &[upstreams[0].addr()])],
+        "servers": [{"hostname": "h", "locations": [{"path": "/", "backend": "b"}]}]
+    }))
+    .await;
+    let mut conn = Conn::open(g.http).await;
+    for _ in 0..200 {
+        conn.echo("h", "/").await;
+        // Empty bodies are complete before any poll: they must be reused too.
+        assert_eq!(
+            conn.send("h", "/status/204", &[]).await.0,
+            StatusCode::NO_CONTENT
+        );
+    }
+    assert_eq!(upstreams[0].requests(), 400);
+    assert!(
+        upstreams[0].connections() <= 2,
+        "{} upstream connections for 400 requests",
+        upstreams[0].connections()
+    );
+}

@@ -68,7 +68,30 @@ pub enum ProxyBody {
     },
 }
 
+/// The body is complete: the connection goes back to its pool and the record to
+/// telemetry.
+fn settle(checkin: &mut Option<Checkin>, recorder: &mut Option<Recorder>) {
+    if let Some(c) = checkin.take() {
+        c.checkin();
+    }
+    recorder.take();
+}
+
 impl ProxyBody {
+    /// Settles an upstream body that is already complete before any poll (empty
+    /// bodies: hyper never polls them).
+    pub fn settle_if_complete(&mut self) {
+        if let ProxyBody::Upstream {
+            body,
+            checkin,
+            recorder,
+        } = self
+            && body.is_end_stream()
+        {
+            settle(checkin, recorder);
+        }
+    }
+
     /// A complete body.
     pub fn full(bytes: Bytes) -> ProxyBody {
         ProxyBody::Full(Some(bytes).filter(|b| !b.is_empty()))
@@ -101,18 +124,19 @@ impl Body for ProxyBody {
                         if let (Some(r), Some(data)) = (recorder.as_mut(), frame.data_ref()) {
                             r.add_bytes(data.len());
                         }
-                    }
-                    Poll::Ready(None) => {
-                        if let Some(c) = checkin.take() {
-                            c.checkin();
+                        // hyper stops polling once the body says it is complete (a
+                        // Content-Length body after its last bytes), so "complete" must
+                        // be acted on here, not only on the final `None`.
+                        if body.is_end_stream() {
+                            settle(checkin, recorder);
                         }
-                        recorder.take();
                     }
+                    Poll::Ready(None) => settle(checkin, recorder),
                     Poll::Ready(Some(Err(_))) => {
                         // A broken body means a broken connection: never reuse it.
                         checkin.take();
                     }
-                    _ => {}
+                    Poll::Pending => {}
                 }
                 polled
             }

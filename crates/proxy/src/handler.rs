@@ -61,6 +61,7 @@ pub async fn handle(
             if let ProxyBody::Upstream { recorder, .. } = response.body_mut() {
                 *recorder = Some(Recorder::new(record, started, telemetry));
             }
+            response.body_mut().settle_if_complete();
             response
         }
         Err(status) => {
