@@ -446,7 +446,14 @@ async fn metrics_and_access_log() {
     );
     assert!(text.contains("nginx_ingress_controller_nginx_process_connections{"));
 
-    let log = std::fs::read_to_string(&g.stdout).unwrap();
+    // The access log is written in bursts (every 50 ms): poll for it too.
+    let log = loop {
+        let log = std::fs::read_to_string(&g.stdout).unwrap();
+        if log.matches("GET /api/x HTTP/1.1").count() >= 3 || Instant::now() > deadline {
+            break log;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let lines: Vec<&str> = log
         .lines()
         .filter(|l| l.contains("GET /api/x HTTP/1.1"))

@@ -75,12 +75,14 @@ pub async fn handle(
     })
 }
 
+/// Length of the request target as sent (`path?query`).
+fn target_len(uri: &Uri) -> usize {
+    uri.path_and_query().map_or(1, |p| p.as_str().len())
+}
+
 /// The record of a request as it arrives; the rest is filled in on the way.
 fn new_record(request: &Request<Incoming>, client: &ClientInfo) -> RequestRecord {
-    let target = request
-        .uri()
-        .path_and_query()
-        .map_or_else(|| request.uri().to_string(), |p| p.as_str().to_owned());
+    let target = request.uri().clone();
     let headers = request.headers();
     // nginx's $request_length: request line, header fields and body.
     let header_bytes: usize = headers
@@ -97,7 +99,8 @@ fn new_record(request: &Request<Incoming>, client: &ClientInfo) -> RequestRecord
         duration: Duration::ZERO,
         remote_addr: client.remote.ip(),
         method: request.method().clone(),
-        request_length: (request.method().as_str().len() + target.len() + 12 + header_bytes) as u64
+        request_length: (request.method().as_str().len() + target_len(&target) + 12 + header_bytes)
+            as u64
             + body_bytes,
         target,
         version: request.version(),
@@ -201,11 +204,6 @@ async fn proxy(
         .headers()
         .contains_key(header::UPGRADE)
         .then(|| hyper::upgrade::on(&mut request));
-    let user_agent = request
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
     let (mut parts, body) = request.into_parts();
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = Uri::try_from(path_and_query).map_err(|_| StatusCode::BAD_REQUEST)?;
@@ -287,7 +285,7 @@ async fn proxy(
                             value,
                             location_path,
                             client.https,
-                            user_agent.as_deref(),
+                            record.user_agent.as_ref().and_then(|v| v.to_str().ok()),
                             unix_now(),
                         );
                         if let Ok(v) = HeaderValue::from_str(&set) {

@@ -10,15 +10,31 @@ use std::net::SocketAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-/// Facts about the client connection.
-#[derive(Debug, Clone, Copy)]
+/// Facts about the client connection, computed once per connection.
+#[derive(Debug, Clone)]
 pub struct ClientInfo {
     /// The client's address.
     pub remote: SocketAddr,
+    /// The client's IP address as a header value (`X-Real-IP`, `X-Forwarded-For`).
+    pub remote_ip: HeaderValue,
     /// The listener port the request arrived on.
     pub local_port: u16,
     /// True when the connection is TLS.
     pub https: bool,
+}
+
+impl ClientInfo {
+    /// The facts of a new connection.
+    pub fn new(remote: SocketAddr, local_port: u16, https: bool) -> ClientInfo {
+        let remote_ip = HeaderValue::from_str(&remote.ip().to_string())
+            .unwrap_or(HeaderValue::from_static("-"));
+        ClientInfo {
+            remote,
+            remote_ip,
+            local_port,
+            https,
+        }
+    }
 }
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -37,8 +53,14 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 
 /// A fresh request id: 32 lowercase hex digits, like nginx's `$request_id`.
 pub fn new_request_id() -> HeaderValue {
-    let id = format!("{:032x}", fastrand::u128(..));
-    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("0"))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut n = fastrand::u128(..);
+    let mut id = [0u8; 32];
+    for byte in id.iter_mut().rev() {
+        *byte = HEX[(n & 0xf) as usize];
+        n >>= 4;
+    }
+    HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("0"))
 }
 
 /// Removes hop-by-hop headers, including those named by `Connection`. Returns the
@@ -89,8 +111,7 @@ pub fn to_upstream(headers: &mut HeaderMap, host: &HeaderValue, client: &ClientI
     };
     let original_host = headers.get(&X_FORWARDED_HOST).cloned();
     let original_for = headers.remove(&X_FORWARDED_FOR);
-    let remote = HeaderValue::from_str(&client.remote.ip().to_string())
-        .unwrap_or(HeaderValue::from_static("-"));
+    let remote = client.remote_ip.clone();
     let port = if client.https { 443 } else { client.local_port };
 
     headers.insert(header::HOST, host.clone());
@@ -149,11 +170,7 @@ mod tests {
     use super::*;
 
     fn client() -> ClientInfo {
-        ClientInfo {
-            remote: "192.0.2.7:5555".parse().unwrap(),
-            local_port: 8080,
-            https: false,
-        }
+        ClientInfo::new("192.0.2.7:5555".parse().unwrap(), 8080, false)
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! Access log and Prometheus metrics, both fed from one record per request and both
 //! produced off the request path.
 //!
-//! Workers only fill a [`RequestRecord`] (mostly `Arc` clones and numbers) and hand it
-//! to a bounded channel; one telemetry thread formats the access log line (ingress-
+//! Workers fill a [`RequestRecord`] (mostly `Arc` clones and numbers). Metrics are
+//! counted in place, in the worker's own shard of the registry (an uncontended lock;
+//! a scrape merges the shards). Access log records go to a bounded channel that one
+//! telemetry thread drains every [`DRAIN_INTERVAL`], formatting the lines (ingress-
 //! nginx's default `log-format-upstream`, or a JSON object with the same fields) and
-//! updates the metrics. When the channel is full, records are dropped and counted,
-//! as ingress-nginx's Lua monitor drops metrics when its batch is full: telemetry
-//! never slows traffic down.
+//! writing them in one burst: a request never wakes another thread. When the channel
+//! is full, records are dropped and counted, as ingress-nginx's Lua monitor drops
+//! metrics when its batch is full: telemetry never slows traffic down.
 //!
 //! Metric names and labels are ingress-nginx's (Part B §8) so existing dashboards keep
 //! working. The text exposition is written here rather than with a client library
@@ -47,8 +49,8 @@ pub struct RequestRecord {
     pub remote_addr: IpAddr,
     /// Request method.
     pub method: Method,
-    /// Request target as received.
-    pub target: String,
+    /// Request target as received (`Uri` clones share its bytes).
+    pub target: http::Uri,
     /// HTTP version.
     pub version: Version,
     /// Status sent to the client.
@@ -78,7 +80,8 @@ pub struct RequestRecord {
 /// The telemetry pipeline: a bounded channel to the telemetry thread.
 #[derive(Debug)]
 pub struct Telemetry {
-    tx: SyncSender<RequestRecord>,
+    /// Present when the access log is on.
+    tx: Option<SyncSender<RequestRecord>>,
     dropped: AtomicU64,
     metrics: Arc<Metrics>,
 }
@@ -86,19 +89,38 @@ pub struct Telemetry {
 /// Records waiting for the telemetry thread, at most.
 const QUEUE: usize = 65_536;
 
+/// How often the telemetry thread writes the access log.
+pub const DRAIN_INTERVAL: Duration = Duration::from_millis(50);
+
+std::thread_local! {
+    /// The metrics shard of this thread (the worker index; 0 for other threads).
+    static SHARD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Makes the current thread count its metrics in shard `index` (called once by each
+/// worker thread).
+pub fn set_worker_shard(index: usize) {
+    SHARD.with(|s| s.set(index));
+}
+
 impl Telemetry {
     /// Starts the telemetry thread.
     pub fn start(
         access_log: AccessLog,
         status: Arc<Status>,
         const_labels: ConstLabels,
+        workers: usize,
     ) -> std::io::Result<Arc<Telemetry>> {
-        let (tx, rx) = sync_channel(QUEUE);
-        let metrics = Arc::new(Metrics::new(status, const_labels));
-        let consumer = metrics.clone();
-        std::thread::Builder::new()
-            .name("gangplank-telemetry".into())
-            .spawn(move || run(rx, access_log, &consumer))?;
+        let metrics = Arc::new(Metrics::new(status, const_labels, workers));
+        let tx = if access_log == AccessLog::Off {
+            None
+        } else {
+            let (tx, rx) = sync_channel(QUEUE);
+            std::thread::Builder::new()
+                .name("gangplank-telemetry".into())
+                .spawn(move || run(&rx, access_log))?;
+            Some(tx)
+        };
         Ok(Arc::new(Telemetry {
             tx,
             dropped: AtomicU64::new(0),
@@ -106,9 +128,13 @@ impl Telemetry {
         }))
     }
 
-    /// Hands a record to the telemetry thread; never blocks.
+    /// Counts the request in the metrics and queues its access log line; never blocks.
     pub fn record(&self, record: RequestRecord) {
-        match self.tx.try_send(record) {
+        self.metrics.observe(&record);
+        let Some(tx) = &self.tx else {
+            return;
+        };
+        match tx.try_send(record) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 if self
@@ -116,7 +142,7 @@ impl Telemetry {
                     .fetch_add(1, Ordering::Relaxed)
                     .is_multiple_of(10_000)
                 {
-                    tracing::warn!("telemetry queue full; dropping request records");
+                    tracing::warn!("telemetry queue full; dropping access log records");
                 }
             }
             Err(TrySendError::Disconnected(_)) => {}
@@ -129,27 +155,36 @@ impl Telemetry {
     }
 }
 
-fn run(rx: Receiver<RequestRecord>, access_log: AccessLog, metrics: &Metrics) {
+fn run(rx: &Receiver<RequestRecord>, access_log: AccessLog) {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
     let mut line = String::with_capacity(512);
-    while let Ok(record) = rx.recv() {
-        let mut next = Some(record);
-        // Drain what is queued before flushing: one write per burst.
-        while let Some(record) = next {
-            metrics.observe(&record);
-            if access_log != AccessLog::Off {
-                line.clear();
-                match access_log {
-                    AccessLog::Json => format_json(&record, &mut line),
-                    _ => format_text(&record, &mut line),
+    loop {
+        // Sleep, then drain: senders never have to wake this thread.
+        std::thread::sleep(DRAIN_INTERVAL);
+        loop {
+            let record = match rx.try_recv() {
+                Ok(record) => record,
+                Err(std::sync::mpsc::TryRecvError::Empty) => break,
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    let _ = out.flush();
+                    return;
                 }
-                let _ = out.write_all(line.as_bytes());
+            };
+            line.clear();
+            match access_log {
+                AccessLog::Json => format_json(&record, &mut line),
+                _ => format_text(&record, &mut line),
             }
-            next = rx.try_recv().ok();
+            let _ = out.write_all(line.as_bytes());
         }
         let _ = out.flush();
     }
+}
+
+/// `path?query`, as nginx's `$request` shows it.
+fn target(uri: &http::Uri) -> &str {
+    uri.path_and_query().map_or("/", |p| p.as_str())
 }
 
 fn dash(value: Option<&HeaderValue>) -> &str {
@@ -212,7 +247,7 @@ fn version(v: Version) -> &'static str {
 pub fn format_text(r: &RequestRecord, out: &mut String) {
     let _ = write!(out, "{} - - [{}] \"", r.remote_addr, time_local(r.time));
     escape_into(
-        &format!("{} {} {}", r.method, r.target, version(r.version)),
+        &format!("{} {} {}", r.method, target(&r.target), version(r.version)),
         out,
     );
     let _ = write!(out, "\" {} {} \"", r.status, r.body_bytes_sent);
@@ -264,7 +299,7 @@ pub fn format_json(r: &RequestRecord, out: &mut String) {
         ("remote_addr", r.remote_addr.to_string()),
         (
             "request",
-            format!("{} {} {}", r.method, r.target, version(r.version)),
+            format!("{} {} {}", r.method, target(&r.target), version(r.version)),
         ),
         ("status", r.status.to_string()),
         ("body_bytes_sent", r.body_bytes_sent.to_string()),
@@ -365,16 +400,14 @@ const TIME_BUCKETS: [f64; 11] = [
 /// ingress-nginx's `--length-buckets`: linear 10..100.
 const LENGTH_BUCKETS: [f64; 10] = [10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0, 100.0];
 
+/// One series: the location's labels (compared by content, cloned by `Arc`), status,
+/// method and canary. Building a key allocates nothing except for canary requests.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Labels {
-    status: String,
+struct SeriesKey {
+    labels: Arc<LocationLabels>,
+    status: u16,
     method: &'static str,
-    path: String,
-    namespace: String,
-    ingress: String,
-    service: String,
-    canary: String,
-    host: String,
+    canary: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -384,7 +417,34 @@ struct Histogram {
     count: u64,
 }
 
+impl Series {
+    fn add(&mut self, other: &Series) {
+        self.requests += other.requests;
+        for (mine, theirs) in [
+            (&mut self.request_duration, &other.request_duration),
+            (&mut self.response_duration, &other.response_duration),
+            (&mut self.request_size, &other.request_size),
+            (&mut self.response_size, &other.response_size),
+        ] {
+            if let Some(theirs) = theirs {
+                match mine {
+                    Some(m) => m.add(theirs),
+                    None => *mine = Some(theirs.clone()),
+                }
+            }
+        }
+    }
+}
+
 impl Histogram {
+    fn add(&mut self, other: &Histogram) {
+        for (a, b) in self.counts.iter_mut().zip(&other.counts) {
+            *a += b;
+        }
+        self.sum += other.sum;
+        self.count += other.count;
+    }
+
     fn new(buckets: usize) -> Histogram {
         Histogram {
             counts: vec![0; buckets],
@@ -415,10 +475,12 @@ struct Series {
 /// whatever the traffic).
 const MAX_SERIES: usize = 10_000;
 
-/// The metrics registry.
+type Shard = Mutex<HashMap<SeriesKey, Series>>;
+
+/// The metrics registry: one shard per worker, merged at scrape time.
 #[derive(Debug)]
 pub struct Metrics {
-    series: Mutex<HashMap<Labels, Series>>,
+    shards: Vec<Shard>,
     status: Arc<Status>,
     const_labels: ConstLabels,
 }
@@ -440,9 +502,12 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 impl Metrics {
-    fn new(status: Arc<Status>, const_labels: ConstLabels) -> Metrics {
+    fn new(status: Arc<Status>, const_labels: ConstLabels, workers: usize) -> Metrics {
+        let shards = (0..workers.max(1))
+            .map(|_| Mutex::new(HashMap::new()))
+            .collect();
         Metrics {
-            series: Mutex::new(HashMap::new()),
+            shards,
             status,
             const_labels,
         }
@@ -451,24 +516,21 @@ impl Metrics {
     /// Counts one request. Requests to hosts no Ingress defines are not counted
     /// (ingress-nginx's default without `--metrics-per-undefined-host`).
     pub fn observe(&self, r: &RequestRecord) {
-        let Some(l) = r.labels.as_deref() else {
+        let Some(labels) = &r.labels else {
             return;
         };
-        let labels = Labels {
-            status: r.status.to_string(),
+        let key = SeriesKey {
+            labels: labels.clone(),
+            status: r.status,
             method: method_label(&r.method),
-            path: l.path.clone(),
-            namespace: l.namespace.clone(),
-            ingress: l.ingress.clone(),
-            service: l.service.clone(),
-            canary: r.canary.clone().unwrap_or_default(),
-            host: l.host.clone(),
+            canary: r.canary.clone(),
         };
-        let mut map = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        if !map.contains_key(&labels) && map.len() >= MAX_SERIES {
+        let shard = SHARD.with(std::cell::Cell::get) % self.shards.len();
+        let mut map = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+        if !map.contains_key(&key) && map.len() >= MAX_SERIES {
             return;
         }
-        let s = map.entry(labels).or_default();
+        let s = map.entry(key).or_default();
         s.requests += 1;
         s.request_duration
             .get_or_insert_with(|| Histogram::new(TIME_BUCKETS.len()))
@@ -484,6 +546,18 @@ impl Metrics {
         s.response_size
             .get_or_insert_with(|| Histogram::new(LENGTH_BUCKETS.len()))
             .observe(&LENGTH_BUCKETS, r.body_bytes_sent as f64);
+    }
+
+    /// Every series, the shards merged.
+    fn merged(&self) -> HashMap<SeriesKey, Series> {
+        let mut all: HashMap<SeriesKey, Series> = HashMap::new();
+        for shard in &self.shards {
+            let map = shard.lock().unwrap_or_else(|p| p.into_inner());
+            for (key, series) in map.iter() {
+                all.entry(key.clone()).or_default().add(series);
+            }
+        }
+        all
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -529,27 +603,32 @@ impl Metrics {
         let _ = writeln!(out, "# TYPE {p}_requests_total counter");
         let _ = writeln!(out, "{p}_requests_total{{{constant}}} {}", stub.requests);
 
-        let map = self.series.lock().unwrap_or_else(|p| p.into_inner());
-        let mut rows: Vec<(&Labels, &Series)> = map.iter().collect();
+        let merged = self.merged();
+        let mut rows: Vec<(&SeriesKey, &Series)> = merged.iter().collect();
         rows.sort_by(|a, b| {
-            (&a.0.host, &a.0.path, &a.0.status, a.0.method).cmp(&(
-                &b.0.host,
-                &b.0.path,
-                &b.0.status,
-                b.0.method,
-            ))
+            let key = |k: &SeriesKey| {
+                (
+                    k.labels.host.clone(),
+                    k.labels.path.clone(),
+                    k.status,
+                    k.method,
+                    k.canary.clone(),
+                )
+            };
+            key(a.0).cmp(&key(b.0))
         });
-        let label_text = |l: &Labels| {
+        let label_text = |k: &SeriesKey| {
+            let l = &k.labels;
             format!(
                 "canary=\"{}\",{constant},host=\"{}\",ingress=\"{}\",method=\"{}\",namespace=\"{}\",path=\"{}\",service=\"{}\",status=\"{}\"",
-                escape_label(&l.canary),
+                escape_label(k.canary.as_deref().unwrap_or("")),
                 escape_label(&l.host),
                 escape_label(&l.ingress),
-                l.method,
+                k.method,
                 escape_label(&l.namespace),
                 escape_label(&l.path),
                 escape_label(&l.service),
-                escape_label(&l.status)
+                k.status
             )
         };
         let n = "nginx_ingress_controller";
@@ -627,7 +706,7 @@ mod tests {
             duration: Duration::from_millis(12),
             remote_addr: "192.0.2.1".parse().unwrap(),
             method: Method::GET,
-            target: "/api?q=\"x\"".into(),
+            target: http::Uri::from_static("/api?q=%22x%22"),
             version: Version::HTTP_11,
             status: 200,
             body_bytes_sent: 42,
@@ -656,7 +735,7 @@ mod tests {
         format_text(&record(), &mut line);
         assert_eq!(
             line,
-            "192.0.2.1 - - [26/Nov/2026:10:08:35 +0000] \"GET /api?q=\\x22x\\x22 HTTP/1.1\" 200 42 \"-\" \"curl/8.0\" 80 0.012 [default-echo-80] [] 10.0.0.5:8080 42 0.010 200 0123456789abcdef0123456789abcdef\n"
+            "192.0.2.1 - - [26/Nov/2026:10:08:35 +0000] \"GET /api?q=%22x%22 HTTP/1.1\" 200 42 \"-\" \"curl/8.0\" 80 0.012 [default-echo-80] [] 10.0.0.5:8080 42 0.010 200 0123456789abcdef0123456789abcdef\n"
         );
     }
 
@@ -666,7 +745,7 @@ mod tests {
         format_json(&record(), &mut line);
         assert!(line.starts_with('{') && line.ends_with("}\n"));
         assert!(
-            line.contains("\"request\":\"GET /api?q=\\\"x\\\" HTTP/1.1\""),
+            line.contains("\"request\":\"GET /api?q=%22x%22 HTTP/1.1\""),
             "{line}"
         );
     }
@@ -679,6 +758,7 @@ mod tests {
                 class: "k8s.io/ingress-nginx".into(),
                 ..Default::default()
             },
+            2,
         );
         metrics.observe(&record());
         metrics.observe(&record());

@@ -122,6 +122,7 @@ impl Proxy {
             config.access_log,
             status.clone(),
             config.metric_labels.clone(),
+            workers,
         )
         .map_err(ProxyError::Telemetry)?;
         let mut self_addresses = config.self_addresses.clone();
@@ -202,6 +203,7 @@ fn run_worker(
             return;
         }
     };
+    crate::telemetry::set_worker_shard(index);
     runtime.block_on(async move {
         let general = shared.store.load().source.general.clone();
         let pool = Pool::new(PoolSettings {
@@ -287,13 +289,10 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let guard = ctx.shared.status.connection_accepted();
-        let client = ClientInfo {
-            remote,
-            local_port,
-            https: tls.is_some(),
-        };
+        let client = ClientInfo::new(remote, local_port, tls.is_some());
         let service_ctx = ctx.clone();
-        let service = service_fn(move |request| handle(service_ctx.clone(), client, request));
+        let service =
+            service_fn(move |request| handle(service_ctx.clone(), client.clone(), request));
         match &tls {
             None => {
                 let connection = builder

@@ -28,7 +28,7 @@ use crate::backends::{BackendTable, CompiledBackend};
 
 /// The metric labels and log fields of a location, prepared once per snapshot so a
 /// request only clones an `Arc`.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct LocationLabels {
     /// The server's host name (label `host`).
     pub host: String,
