@@ -1,0 +1,183 @@
+//! Shared harness of the process-level tests: start the real `gangplank proxy` on free
+//! loopback ports with a temporary admin socket, post configurations, talk HTTP/1.1.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gangplank_admin_server::AdminClient;
+use gangplank_e2e::echo::{Echo, EchoServer};
+use gangplank_model::Configuration;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_gangplank");
+
+pub struct Gangplank {
+    /// The proxy process.
+    pub child: Child,
+    /// Its admin socket.
+    pub socket: PathBuf,
+    /// Its plain HTTP listener.
+    pub http: SocketAddr,
+    /// Its TLS listener.
+    pub https: SocketAddr,
+    /// Its metrics listener.
+    pub metrics: SocketAddr,
+    /// Where its stdout (the access log) goes.
+    pub stdout: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Gangplank {
+    pub async fn start() -> Gangplank {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("admin.sock");
+        let http = free_port();
+        let https = free_port();
+        let metrics = free_port();
+        let stdout = dir.path().join("stdout.log");
+        let child = Command::new(BIN)
+            .arg("proxy")
+            .arg("--admin-socket")
+            .arg(&socket)
+            .args([
+                "--https-listen",
+                &https.to_string(),
+                "--metrics-listen",
+                &metrics.to_string(),
+                "--http-listen",
+                &http.to_string(),
+                "--workers",
+                "2",
+                "--shutdown-grace",
+                "10",
+            ])
+            .stdout(std::fs::File::create(&stdout).unwrap())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let g = Gangplank {
+            child,
+            socket,
+            http,
+            https,
+            metrics,
+            stdout,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::os::unix::net::UnixStream::connect(&g.socket).is_err() {
+            assert!(Instant::now() < deadline, "gangplank did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        g
+    }
+
+    pub fn admin(&self) -> AdminClient {
+        AdminClient::unix(&self.socket)
+    }
+
+    pub async fn apply(&self, config: serde_json::Value) {
+        let config: Configuration = serde_json::from_value(config).unwrap();
+        self.admin()
+            .post_configuration(&config, None)
+            .await
+            .unwrap();
+    }
+
+    pub fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+}
+
+impl Drop for Gangplank {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A keep-alive HTTP/1.1 client connection.
+pub struct Conn {
+    /// The HTTP/1.1 connection.
+    pub sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl Conn {
+    pub async fn open(addr: SocketAddr) -> Conn {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        Conn { sender }
+    }
+
+    pub async fn send(
+        &mut self,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, http::HeaderMap, Bytes) {
+        let mut req = Request::get(path).header("host", host);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        self.sender.ready().await.unwrap();
+        let response = self
+            .sender
+            .send_request(req.body(Full::new(Bytes::new())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        (status, headers, body)
+    }
+
+    pub async fn echo(&mut self, host: &str, path: &str) -> Echo {
+        let (status, _, body) = self.send(host, path, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    }
+}
+
+pub fn backend(name: &str, endpoints: &[SocketAddr]) -> serde_json::Value {
+    let eps: Vec<_> = endpoints
+        .iter()
+        .map(|a| json!({"address": a.ip().to_string(), "port": a.port().to_string()}))
+        .collect();
+    json!({"name": name, "endpoints": eps})
+}
+
+pub async fn echoes(n: usize) -> Vec<EchoServer> {
+    let mut servers = Vec::new();
+    for i in 0..n {
+        servers.push(
+            EchoServer::start(&format!("echo-{i}"), "127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap(),
+        );
+    }
+    servers
+}
