@@ -24,6 +24,7 @@
 pub mod balancer;
 pub mod balancers;
 pub mod body;
+pub mod calendar;
 pub mod config;
 pub mod dns;
 pub mod handler;

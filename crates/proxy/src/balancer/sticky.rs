@@ -401,16 +401,12 @@ pub fn set_cookie_header(
 /// nginx's `ngx_http_cookie_time`: `Thu, 18-Nov-10 11:27:35 GMT`, with a two-digit
 /// year up to 2037 and four digits after.
 fn write_cookie_time(out: &mut String, unix: i64) {
-    const WEEKDAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     let days = unix.div_euclid(86_400);
     let secs = unix.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    // 1970-01-01 was a Thursday.
-    let weekday = WEEKDAYS[(days + 4).rem_euclid(7) as usize];
-    let month = MONTHS[(month - 1) as usize];
+    let (year, month, day) = crate::calendar::civil_from_days(days);
+
+    let weekday = crate::calendar::weekday_name(days);
+    let month = crate::calendar::month_name(month);
     let year = if year > 2037 { year } else { year % 100 };
     let _ = write!(
         out,
@@ -419,21 +415,6 @@ fn write_cookie_time(out: &mut String, unix: i64) {
         secs % 3600 / 60,
         secs % 60
     );
-}
-
-/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]
