@@ -184,10 +184,14 @@ async fn proxy(
             .read_timeout
             .map_or_else(|| general.proxy_read_timeout(), |d| d.as_duration()),
     };
-    let tries = proxy_settings
+    // nginx: 0 means no limit, i.e. every endpoint once.
+    let tries = match proxy_settings
         .next_upstream_tries
         .unwrap_or_else(|| general.proxy_next_upstream_tries())
-        .max(1);
+    {
+        0 => backend.upstreams.len().max(1),
+        n => n as usize,
+    };
 
     let hash_key = backend
         .hash_by
@@ -304,6 +308,10 @@ async fn proxy(
             }
             Err(failed) => {
                 tracing::warn!(backend = %backend.name(), endpoint = %addr, error = %failed.error, "upstream failed");
+                // A failure counts as the slowest possible answer, so EWMA stops
+                // preferring an endpoint that refuses connections (ingress-nginx
+                // records nothing and keeps trying it first).
+                entry.balancer.observe(pick.endpoint, timeouts.connect);
                 last_status = failed.error.status();
                 tried.push(pick.endpoint);
                 match failed.request {
