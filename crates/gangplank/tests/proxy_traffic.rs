@@ -350,6 +350,7 @@ async fn large_bodies_stream_without_buffering() {
         "servers": [{"hostname": "h", "locations": [{"path": "/", "backend": "b"}]}]
     }))
     .await;
+    let before = peak_rss_kib(g.child.id());
     let stream = tokio::net::TcpStream::connect(g.http).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
@@ -376,10 +377,12 @@ async fn large_bodies_stream_without_buffering() {
         "{:?}",
         echo.headers
     );
-    let rss = peak_rss_kib(g.child.id());
+    // Streaming keeps the growth of the proxy's peak memory far below the body size
+    // (the allocator may keep some of what it used).
+    let growth = peak_rss_kib(g.child.id()).saturating_sub(before);
     assert!(
-        rss < 64 * 1024,
-        "the proxy's peak RSS was {rss} KiB for a 100 MiB upload"
+        growth < 32 * 1024,
+        "the proxy's peak RSS grew by {growth} KiB for a 100 MiB upload"
     );
 }
 
