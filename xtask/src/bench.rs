@@ -6,12 +6,24 @@
 //! 2. builds Gangplank in release mode (`cargo build --release -p gangplank`);
 //! 3. starts the upstream: its own nginx (one worker) answering `200 ok` on
 //!    127.0.0.1:19001-19003;
-//! 4. starts both proxies under test with the same snapshot (100 hosts, 3 locations
-//!    each, round robin over the 3 upstream ports): Gangplank on 127.0.0.1:18080
-//!    (`--workers 1`), nginx on 127.0.0.1:18081 (`worker_processes 1`);
+//! 4. for each scenario, starts both proxies under test with the same snapshot (100
+//!    hosts, 3 locations each, round robin over the 3 upstream ports): Gangplank on
+//!    127.0.0.1:18080 (`--workers 1`), nginx on 127.0.0.1:18081 (`worker_processes 1`);
 //! 5. warms both up, then runs interleaved `wrk` rounds (G, N, G, N, ...) and measures
 //!    throughput, latency, CPU seconds per 1000 requests and peak RSS;
-//! 6. prints a markdown table and the Gangplank/nginx ratios.
+//! 6. prints a markdown table and the Gangplank/nginx ratios, per scenario.
+//!
+//! Scenarios:
+//! - `http1-keepalive`: plain HTTP/1.1, client keep-alive;
+//! - `tls-keepalive`: HTTP/1.1 over TLS, client keep-alive. One self-signed ECDSA P-256
+//!   certificate for `*.example.com` is generated with the `openssl` CLI into the
+//!   temporary directory; nginx gets it as `ssl_certificate` (listening with `ssl` on
+//!   127.0.0.1:18443, ingress-nginx's TLS defaults), Gangplank in the snapshot's
+//!   `sslConfiguration`, mapped to `*.example.com` (`--https-listen 127.0.0.1:18444`).
+//!   `wrk` loads `https://app42.example.com:<port>/api/x`, so its SNI is the host name
+//!   (wrk sends the URL's host as SNI); a wrk Lua script resolves that name to
+//!   127.0.0.1 instead of asking DNS or `/etc/hosts`. Before measuring, `openssl
+//!   s_client` checks each proxy serves the certificate, verified for the host name.
 //!
 //! CPU arrangement: the proxy under test runs on the first allowed CPU, the upstream
 //! and `wrk` share the second, so each proxy gets exactly one core.
@@ -27,7 +39,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Ports of the shared upstream.
@@ -41,6 +53,10 @@ const GANGPLANK_PORT: u16 = 18080;
 const NGINX_PORT: u16 = 18081;
 /// Port of Gangplank's metrics listener, when the binary has one.
 const GANGPLANK_METRICS_PORT: u16 = 18082;
+/// Port of Gangplank's TLS listener, when the binary has one.
+const GANGPLANK_TLS_PORT: u16 = 18444;
+/// Port of nginx's TLS listener (the `tls-keepalive` scenario).
+const NGINX_TLS_PORT: u16 = 18443;
 /// Hosts in the snapshot (`app0.example.com` .. `app99.example.com`).
 const HOSTS: usize = 100;
 /// Locations of each host (all `Prefix`).
@@ -51,6 +67,24 @@ const LOAD_HOST: &str = "app42.example.com";
 const LOAD_PATH: &str = "/api/x";
 /// `wrk` connections (`-c`).
 const CONNECTIONS: u32 = 64;
+/// The name on the benchmark certificate (its CN and only SAN).
+const CERT_NAME: &str = "*.example.com";
+/// UID of the benchmark certificate in Gangplank's snapshot.
+const CERT_UID: &str = "bench-wildcard-example-com";
+/// ingress-nginx's default `ssl-ciphers` (TLS 1.2; TLS 1.3 suites are OpenSSL's).
+const INGRESS_SSL_CIPHERS: &str = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:\
+ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:\
+ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384";
+/// File name of the wrk script that resolves the URL's host name to 127.0.0.1.
+const RESOLVE_SCRIPT: &str = "resolve-to-loopback.lua";
+/// That script: wrk resolves the URL's host through `wrk.resolve` (its own Lua
+/// function), after loading the script, and sends the URL's host as SNI. Without
+/// `request` and `response` functions wrk keeps its static, pre-built request.
+const RESOLVE_SCRIPT_TEXT: &str = "-- The URL's host name (the SNI) connects to 127.0.0.1.
+function wrk.resolve(host, service)
+   wrk.addrs = wrk.lookup(\"127.0.0.1\", service)
+end
+";
 /// How long a started server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a stopped process may take to exit before it is killed.
@@ -102,6 +136,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let cpus = pick_cpus()?;
     let tools = ensure_tools()?;
     let gangplank = build_gangplank(options.build)?;
+    let features = GangplankFeatures::detect(&gangplank)?;
     check_ports_free()?;
     remove_stale_temp_dirs();
 
@@ -114,21 +149,26 @@ pub fn run(args: &[String]) -> Result<(), String> {
     start_upstream(&mut lab, &tools, cpus.load)?;
 
     let mut rows = Vec::new();
+    let mut notes = Vec::new();
     for scenario in Scenario::ALL {
-        if let Some(reason) = scenario.skip_reason() {
+        if let Some(reason) = scenario.skip_reason(features) {
             println!("xtask: scenario {}: skipped: {reason}", scenario.name());
+            notes.push(format!("{}: skipped: {reason}", scenario.name()));
             continue;
         }
         let setup = Setup {
             tools: &tools,
             gangplank: &gangplank,
+            features,
             cpus,
             options: &options,
         };
-        rows.extend(run_scenario(&mut lab, &setup, scenario)?);
+        let outcome = run_scenario(&mut lab, &setup, scenario)?;
+        rows.extend(outcome.rows);
+        notes.extend(outcome.notes);
     }
     lab.stop_all();
-    print_report(&rows, &options, cpus);
+    print_report(&rows, &notes, &options, cpus);
     Ok(())
 }
 
@@ -179,7 +219,7 @@ fn parse_seconds(text: &str) -> Result<u32, String> {
 enum Scenario {
     /// Plain HTTP/1.1 with client keep-alive.
     Http1Keepalive,
-    /// HTTPS (HTTP/1.1 over TLS) with client keep-alive.
+    /// HTTPS (HTTP/1.1 over TLS, SNI `app42.example.com`) with client keep-alive.
     Tls,
 }
 
@@ -191,27 +231,74 @@ impl Scenario {
     fn name(self) -> &'static str {
         match self {
             Scenario::Http1Keepalive => "http1-keepalive",
-            Scenario::Tls => "tls",
+            Scenario::Tls => "tls-keepalive",
         }
     }
 
-    /// Why the scenario cannot run yet, if it cannot.
-    fn skip_reason(self) -> Option<&'static str> {
+    /// Why the scenario cannot run with this Gangplank binary, if it cannot.
+    fn skip_reason(self, features: GangplankFeatures) -> Option<&'static str> {
         match self {
             Scenario::Http1Keepalive => None,
-            Scenario::Tls => {
-                Some("Gangplank has no TLS listener yet (`gangplank proxy` only has --http-listen)")
+            Scenario::Tls if !features.https_listen => {
+                Some("this Gangplank binary has no TLS listener (no --https-listen)")
             }
+            Scenario::Tls => None,
         }
     }
 
-    /// URL `wrk` loads on `port`.
-    fn url(self, port: u16) -> String {
-        let scheme = match self {
-            Scenario::Http1Keepalive => "http",
-            Scenario::Tls => "https",
-        };
-        format!("{scheme}://127.0.0.1:{port}{LOAD_PATH}")
+    /// True when the scenario loads the proxies over TLS.
+    fn is_tls(self) -> bool {
+        self == Scenario::Tls
+    }
+
+    /// What `wrk` loads on `target`. Over TLS the URL names [`LOAD_HOST`], so wrk
+    /// sends it as SNI, and `resolve_script` (see [`RESOLVE_SCRIPT_TEXT`]) connects
+    /// that name to 127.0.0.1.
+    fn wrk_target(self, target: &Target, resolve_script: &Path) -> WrkTarget {
+        match self {
+            Scenario::Http1Keepalive => WrkTarget {
+                url: format!("http://127.0.0.1:{}{LOAD_PATH}", target.port),
+                script: None,
+            },
+            Scenario::Tls => WrkTarget {
+                url: format!("https://{LOAD_HOST}:{}{LOAD_PATH}", target.tls_port),
+                script: Some(resolve_script.to_path_buf()),
+            },
+        }
+    }
+}
+
+/// What a Gangplank binary supports, from `gangplank proxy --help` (the benchmark
+/// also runs older binaries, with `--no-build`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct GangplankFeatures {
+    /// `--access-log` (turned off: nginx logs nothing either).
+    access_log: bool,
+    /// `--metrics-listen` (moved to loopback from `0.0.0.0`).
+    metrics_listen: bool,
+    /// `--https-listen` (moved to loopback from `0.0.0.0:443`; the TLS scenario).
+    https_listen: bool,
+}
+
+impl GangplankFeatures {
+    /// Reads the flags of `binary proxy --help`.
+    fn detect(binary: &Path) -> Result<GangplankFeatures, String> {
+        let help = Command::new(binary)
+            .args(["proxy", "--help"])
+            .output()
+            .map_err(|e| format!("running {} proxy --help: {e}", binary.display()))?;
+        Ok(GangplankFeatures::from_help(&String::from_utf8_lossy(
+            &help.stdout,
+        )))
+    }
+
+    /// The features a `proxy --help` text shows.
+    fn from_help(help: &str) -> GangplankFeatures {
+        GangplankFeatures {
+            access_log: help.contains("--access-log"),
+            metrics_listen: help.contains("--metrics-listen"),
+            https_listen: help.contains("--https-listen"),
+        }
     }
 }
 
@@ -239,8 +326,11 @@ impl ProxyKind {
 struct Target {
     /// Which proxy.
     kind: ProxyKind,
-    /// Its listening port on 127.0.0.1.
+    /// Its plain HTTP port on 127.0.0.1.
     port: u16,
+    /// Its TLS port on 127.0.0.1 (listening in the TLS scenario; Gangplank's always,
+    /// when the binary has a TLS listener).
+    tls_port: u16,
     /// The process started (Gangplank, or the nginx master).
     pid: u32,
 }
@@ -270,6 +360,8 @@ struct Setup<'a> {
     tools: &'a Tools,
     /// The Gangplank binary.
     gangplank: &'a Path,
+    /// What that binary supports.
+    features: GangplankFeatures,
     /// CPU pinning.
     cpus: Cpus,
     /// Command-line options.
@@ -318,16 +410,42 @@ impl Sample {
     }
 }
 
+/// Rows of one scenario, and what to say about it under the table.
+struct ScenarioOutcome {
+    /// Gangplank's row, then nginx's.
+    rows: Vec<Row>,
+    /// Remarks for the report (the negotiated TLS parameters).
+    notes: Vec<String>,
+}
+
 /// Starts both proxies, warms them up and runs the interleaved rounds.
-fn run_scenario(lab: &mut Lab, setup: &Setup<'_>, scenario: Scenario) -> Result<Vec<Row>, String> {
+fn run_scenario(
+    lab: &mut Lab,
+    setup: &Setup<'_>,
+    scenario: Scenario,
+) -> Result<ScenarioOutcome, String> {
     println!("xtask: scenario {}: starting the proxies", scenario.name());
-    let gangplank = start_gangplank(lab, setup)?;
-    let nginx = start_nginx_proxy(lab, setup.tools, setup.cpus.proxy)?;
+    let tls = if scenario.is_tls() {
+        Some(prepare_tls(lab, setup.tools)?)
+    } else {
+        None
+    };
+    let gangplank = start_gangplank(lab, setup, tls.as_ref())?;
+    let nginx = start_nginx_proxy(lab, setup.tools, setup.cpus.proxy, tls.as_ref())?;
     let targets = [gangplank, nginx];
+    let mut notes = Vec::new();
     for target in &targets {
-        probe(target.port, LOAD_HOST, LOAD_PATH)
-            .map_err(|e| format!("{} does not proxy correctly: {e}", target.kind.name()))?;
+        let checked = match &tls {
+            None => probe(target.port, LOAD_HOST, LOAD_PATH),
+            Some(tls) => probe_tls(setup.tools, tls, target.tls_port).map(|session| {
+                let note = format!("{}: {} {session}", scenario.name(), target.kind.name());
+                println!("xtask: {note}");
+                notes.push(note);
+            }),
+        };
+        checked.map_err(|e| format!("{} does not proxy correctly: {e}", target.kind.name()))?;
     }
+    let resolve_script = lab.path(RESOLVE_SCRIPT);
     let options = setup.options;
     for target in &targets {
         println!(
@@ -339,7 +457,7 @@ fn run_scenario(lab: &mut Lab, setup: &Setup<'_>, scenario: Scenario) -> Result<
             lab,
             setup.tools,
             setup.cpus.load,
-            &scenario.url(target.port),
+            &scenario.wrk_target(target, &resolve_script),
             options.warmup,
         )?;
     }
@@ -365,7 +483,7 @@ fn run_scenario(lab: &mut Lab, setup: &Setup<'_>, scenario: Scenario) -> Result<
     }
     lab.stop(gangplank.pid);
     lab.stop(nginx.pid);
-    Ok(rows)
+    Ok(ScenarioOutcome { rows, notes })
 }
 
 /// One `wrk` round against `target`, with the proxy's CPU time around it.
@@ -383,7 +501,7 @@ fn measure_round(
         lab,
         setup.tools,
         setup.cpus.load,
-        &scenario.url(target.port),
+        &scenario.wrk_target(target, &lab.path(RESOLVE_SCRIPT)),
         setup.options.duration,
     )?;
     // A proxy that died under load fails here, with its log, not on a missing /proc entry.
@@ -432,9 +550,11 @@ struct Tools {
     wrk: PathBuf,
     /// `taskset` (util-linux).
     taskset: PathBuf,
+    /// `openssl` (the benchmark certificate, the TLS probe).
+    openssl: PathBuf,
 }
 
-/// Finds nginx, wrk and taskset, installing the missing ones from Debian.
+/// Finds nginx, wrk, taskset and openssl, installing the missing ones from Debian.
 fn ensure_tools() -> Result<Tools, String> {
     let mut packages = Vec::new();
     if find_program("nginx").is_none() {
@@ -447,6 +567,9 @@ fn ensure_tools() -> Result<Tools, String> {
     if find_program("taskset").is_none() {
         packages.push(&["util-linux"][..]);
     }
+    if find_program("openssl").is_none() {
+        packages.push(&["openssl"][..]);
+    }
     if !packages.is_empty() {
         install_packages(&packages)?;
     }
@@ -457,6 +580,7 @@ fn ensure_tools() -> Result<Tools, String> {
         nginx: require("nginx")?,
         wrk: require("wrk")?,
         taskset: require("taskset")?,
+        openssl: require("openssl")?,
     };
     if let Ok(out) = Command::new(&tools.nginx).arg("-v").output() {
         let version = String::from_utf8_lossy(&out.stderr);
@@ -634,6 +758,8 @@ fn check_ports_free() -> Result<(), String> {
         GANGPLANK_PORT,
         NGINX_PORT,
         GANGPLANK_METRICS_PORT,
+        GANGPLANK_TLS_PORT,
+        NGINX_TLS_PORT,
     ];
     for port in UPSTREAM_PORTS.into_iter().chain(ours) {
         TcpListener::bind((Ipv4Addr::LOCALHOST, port))
@@ -843,15 +969,25 @@ fn start_upstream(lab: &mut Lab, tools: &Tools, cpu: u32) -> Result<(), String> 
     Ok(())
 }
 
-/// Starts nginx under test on [`NGINX_PORT`], pinned to `cpu`.
-fn start_nginx_proxy(lab: &mut Lab, tools: &Tools, cpu: u32) -> Result<Target, String> {
+/// Starts nginx under test on [`NGINX_PORT`] (and, with `tls`, on [`NGINX_TLS_PORT`]),
+/// pinned to `cpu`.
+fn start_nginx_proxy(
+    lab: &mut Lab,
+    tools: &Tools,
+    cpu: u32,
+    tls: Option<&TlsFiles>,
+) -> Result<Target, String> {
     let prefix = lab.path("nginx");
-    let conf = proxy_nginx_conf(&prefix);
+    let conf = proxy_nginx_conf(&prefix, tls);
     let pid = start_nginx(lab, tools, cpu, "nginx", &conf)?;
     lab.wait_for_port(pid, NGINX_PORT)?;
+    if tls.is_some() {
+        lab.wait_for_port(pid, NGINX_TLS_PORT)?;
+    }
     Ok(Target {
         kind: ProxyKind::Nginx,
         port: NGINX_PORT,
+        tls_port: NGINX_TLS_PORT,
         pid,
     })
 }
@@ -900,8 +1036,13 @@ fn start_nginx(
     lab.spawn(name, command)
 }
 
-/// Starts Gangplank on [`GANGPLANK_PORT`] and posts the snapshot to it.
-fn start_gangplank(lab: &mut Lab, setup: &Setup<'_>) -> Result<Target, String> {
+/// Starts Gangplank on [`GANGPLANK_PORT`] (and [`GANGPLANK_TLS_PORT`], when the binary
+/// has a TLS listener) and posts the snapshot to it, with `tls`'s certificate if any.
+fn start_gangplank(
+    lab: &mut Lab,
+    setup: &Setup<'_>,
+    tls: Option<&TlsFiles>,
+) -> Result<Target, String> {
     let socket = lab.path("gangplank-admin.sock");
     let mut command = Command::new(&setup.tools.taskset);
     command
@@ -912,9 +1053,12 @@ fn start_gangplank(lab: &mut Lab, setup: &Setup<'_>) -> Result<Target, String> {
         .arg("--admin-socket")
         .arg(&socket)
         .args(["--workers", "1", "--shutdown-grace", "1"])
-        .args(optional_gangplank_flags(setup.gangplank)?);
+        .args(optional_gangplank_flags(setup.features));
     let pid = lab.spawn("gangplank", command)?;
     lab.wait_for_port(pid, GANGPLANK_PORT)?;
+    if setup.features.https_listen {
+        lab.wait_for_port(pid, GANGPLANK_TLS_PORT)?;
+    }
     let deadline = Instant::now() + START_TIMEOUT;
     while !socket.exists() {
         lab.check_running(pid)?;
@@ -923,33 +1067,37 @@ fn start_gangplank(lab: &mut Lab, setup: &Setup<'_>) -> Result<Target, String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    post_configuration(&socket, &gangplank_configuration())?;
+    post_configuration(&socket, &gangplank_configuration(tls))?;
     Ok(Target {
         kind: ProxyKind::Gangplank,
         port: GANGPLANK_PORT,
+        tls_port: GANGPLANK_TLS_PORT,
         pid,
     })
 }
 
 /// Flags for features newer binaries have: access log off (nginx logs nothing
-/// either) and the metrics listener on loopback instead of `0.0.0.0`.
-fn optional_gangplank_flags(binary: &Path) -> Result<Vec<String>, String> {
-    let help = Command::new(binary)
-        .args(["proxy", "--help"])
-        .output()
-        .map_err(|e| format!("running {} proxy --help: {e}", binary.display()))?;
-    let help = String::from_utf8_lossy(&help.stdout);
+/// either), the metrics listener on loopback instead of `0.0.0.0`, and the TLS
+/// listener on loopback instead of `0.0.0.0:443` (in every scenario: an idle TLS
+/// listener costs nothing, and a binary always has one).
+fn optional_gangplank_flags(features: GangplankFeatures) -> Vec<String> {
     let mut flags = Vec::new();
-    if help.contains("--access-log") {
+    if features.access_log {
         flags.extend(["--access-log".to_owned(), "false".to_owned()]);
     }
-    if help.contains("--metrics-listen") {
+    if features.metrics_listen {
         flags.extend([
             "--metrics-listen".to_owned(),
             format!("127.0.0.1:{GANGPLANK_METRICS_PORT}"),
         ]);
     }
-    Ok(flags)
+    if features.https_listen {
+        flags.extend([
+            "--https-listen".to_owned(),
+            format!("127.0.0.1:{GANGPLANK_TLS_PORT}"),
+        ]);
+    }
+    flags
 }
 
 /// `POST /configuration` on the admin socket; expects 201.
@@ -1003,6 +1151,182 @@ fn http_get(port: u16, host: &str, path: &str) -> Result<String, String> {
     let mut response = String::new();
     stream.read_to_string(&mut response).map_err(context)?;
     Ok(response)
+}
+
+// ---------------------------------------------------------------------------------
+// TLS: the certificate and the probe
+// ---------------------------------------------------------------------------------
+
+/// The benchmark certificate, in the temporary directory.
+#[derive(Debug, Clone)]
+struct TlsFiles {
+    /// The certificate (PEM), for nginx's `ssl_certificate` and the probe's trust.
+    cert: PathBuf,
+    /// Its private key (PEM, PKCS #8), for nginx's `ssl_certificate_key`.
+    key: PathBuf,
+    /// Certificate then key, as Gangplank's `sslConfiguration` carries them.
+    bundle: String,
+}
+
+/// Generates a self-signed ECDSA P-256 server certificate for [`CERT_NAME`] with the
+/// `openssl` CLI, and writes the wrk script of [`RESOLVE_SCRIPT`].
+fn prepare_tls(lab: &Lab, tools: &Tools) -> Result<TlsFiles, String> {
+    let dir = lab.path("tls");
+    fs::create_dir_all(&dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let out = Command::new(&tools.openssl)
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "7"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args(["-subj", &format!("/CN={CERT_NAME}")])
+        .args(["-addext", &format!("subjectAltName=DNS:{CERT_NAME}")])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "keyUsage=critical,digitalSignature"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running {}: {e}", tools.openssl.display()))?;
+    if !out.status.success() {
+        return Err(format!(
+            "openssl could not generate the certificate:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let read = |path: &Path| {
+        fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))
+    };
+    let bundle = format!("{}{}", read(&cert)?, read(&key)?);
+    let script = lab.path(RESOLVE_SCRIPT);
+    fs::write(&script, RESOLVE_SCRIPT_TEXT)
+        .map_err(|e| format!("writing {}: {e}", script.display()))?;
+    println!("xtask: generated a self-signed ECDSA P-256 certificate for {CERT_NAME}");
+    Ok(TlsFiles { cert, key, bundle })
+}
+
+/// One HTTPS `GET` on 127.0.0.1:`port` with `openssl s_client`, SNI [`LOAD_HOST`]: the
+/// certificate must verify against the benchmark certificate for [`LOAD_HOST`], and
+/// the answer be the upstream's `200 ok`. Returns the negotiated parameters.
+fn probe_tls(tools: &Tools, tls: &TlsFiles, port: u16) -> Result<TlsSession, String> {
+    let mut child = Command::new(&tools.openssl)
+        .arg("s_client")
+        .args(["-connect", &format!("127.0.0.1:{port}")])
+        .args(["-servername", LOAD_HOST, "-verify_hostname", LOAD_HOST])
+        .arg("-CAfile")
+        .arg(&tls.cert)
+        .args(["-verify_return_error", "-ign_eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("starting openssl s_client: {e}"))?;
+    let request =
+        format!("GET {LOAD_PATH} HTTP/1.1\r\nHost: {LOAD_HOST}\r\nConnection: close\r\n\r\n");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(request.as_bytes())
+            .map_err(|e| format!("writing to openssl s_client: {e}"))?;
+    }
+    // Both pipes are read on threads, so a chatty s_client cannot block on a full pipe.
+    let stdout = drain(child.stdout.take());
+    let stderr = drain(child.stderr.take());
+    let status = wait_with_timeout(&mut child, Duration::from_secs(10))
+        .map_err(|e| format!("openssl s_client on port {port}: {e}"))?;
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    let output = || format!("{stderr}{}", stdout.chars().take(4000).collect::<String>());
+    if !status.success() {
+        return Err(format!(
+            "openssl s_client on port {port} failed with {status}:\n{}",
+            output()
+        ));
+    }
+    parse_s_client(&stdout).map_err(|e| format!("{e}; openssl s_client printed:\n{}", output()))
+}
+
+/// What a TLS probe saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TlsSession {
+    /// `TLSv1.3`, `TLSv1.2`.
+    protocol: String,
+    /// The cipher suite (OpenSSL's name).
+    cipher: String,
+    /// The certificate's subject (`CN = *.example.com`).
+    subject: String,
+}
+
+impl std::fmt::Display for TlsSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "negotiated {} {}; certificate {} verified for {LOAD_HOST} (SNI)",
+            self.protocol, self.cipher, self.subject
+        )
+    }
+}
+
+/// Reads the output of `openssl s_client -verify_return_error -ign_eof` after one
+/// `GET`: verification OK, the session's protocol and cipher, and the upstream's
+/// `200` with body `ok`.
+fn parse_s_client(text: &str) -> Result<TlsSession, String> {
+    let lines = || text.lines().map(str::trim_end);
+    if !lines().any(|l| l == "Verification: OK") {
+        return Err("the certificate did not verify".to_owned());
+    }
+    let subject = lines()
+        .find_map(|l| l.strip_prefix("subject="))
+        .ok_or("no certificate subject")?
+        .trim()
+        .to_owned();
+    // `New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384`
+    let (protocol, cipher) = lines()
+        .find_map(|l| l.strip_prefix("New, ")?.split_once(", Cipher is "))
+        .ok_or("no negotiated protocol and cipher")?;
+    let response = text
+        .find("HTTP/1.")
+        .map(|at| &text[at..])
+        .ok_or("no HTTP response")?;
+    if status_code(response) != Some(200) || !response.contains("\r\n\r\nok\n") {
+        return Err(format!(
+            "unexpected answer:\n{}",
+            response.chars().take(1000).collect::<String>()
+        ));
+    }
+    Ok(TlsSession {
+        protocol: protocol.trim().to_owned(),
+        cipher: cipher.trim().to_owned(),
+        subject,
+    })
+}
+
+/// Reads `pipe` to its end on a thread.
+fn drain<R: Read + Send + 'static>(pipe: Option<R>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    })
+}
+
+/// Waits for `child` up to `timeout`, killing it when it takes longer.
+fn wait_with_timeout(child: &mut Child, timeout: Duration) -> Result<ExitStatus, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match child.try_wait().map_err(|e| format!("waiting: {e}"))? {
+            Some(status) => return Ok(status),
+            None if Instant::now() > deadline => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("did not finish within {timeout:?}"));
+            }
+            None => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
 }
 
 /// Connections the upstream has accepted so far (its `stub_status`).
@@ -1107,8 +1431,28 @@ fn upstream_nginx_conf(prefix: &Path) -> String {
 
 /// nginx under test, shaped like ingress-nginx's output: one keep-alive upstream,
 /// the forwarded headers Gangplank also sets, ingress-nginx's keep-alive defaults.
-fn proxy_nginx_conf(prefix: &Path) -> String {
+/// With `tls`, every server also listens with `ssl` on [`NGINX_TLS_PORT`], with the
+/// benchmark certificate and ingress-nginx's TLS defaults.
+fn proxy_nginx_conf(prefix: &Path, tls: Option<&TlsFiles>) -> String {
     let mut conf = nginx_conf_head(prefix);
+    if let Some(tls) = tls {
+        push_lines(
+            &mut conf,
+            2,
+            &[
+                &format!("ssl_certificate {};", tls.cert.display()),
+                &format!("ssl_certificate_key {};", tls.key.display()),
+                "ssl_protocols TLSv1.2 TLSv1.3;",
+                &format!("ssl_ciphers '{INGRESS_SSL_CIPHERS}';"),
+                "ssl_prefer_server_ciphers on;",
+                "ssl_ecdh_curve auto;",
+                "ssl_session_cache shared:SSL:10m;",
+                "ssl_session_timeout 10m;",
+                "ssl_session_tickets off;",
+                "ssl_buffer_size 4k;",
+            ],
+        );
+    }
     push_lines(
         &mut conf,
         2,
@@ -1148,14 +1492,15 @@ fn proxy_nginx_conf(prefix: &Path) -> String {
     );
     push_lines(&mut conf, 2, &["}"]);
     for host in 0..HOSTS {
-        conf.push_str(&nginx_server_block(host));
+        conf.push_str(&nginx_server_block(host, tls.is_some()));
     }
     conf.push_str("}\n");
     conf
 }
 
-/// One `server` block: `app<host>.example.com` with the [`LOCATIONS`].
-fn nginx_server_block(host: usize) -> String {
+/// One `server` block: `app<host>.example.com` with the [`LOCATIONS`]; with `tls`,
+/// also on [`NGINX_TLS_PORT`] with `ssl` (HTTP/1.1 only: no `http2`).
+fn nginx_server_block(host: usize, tls: bool) -> String {
     let listen = if host == 0 {
         " default_server reuseport"
     } else {
@@ -1168,8 +1513,19 @@ fn nginx_server_block(host: usize) -> String {
         &[
             "server {",
             &format!("  listen 127.0.0.1:{NGINX_PORT}{listen};"),
-            &format!("  server_name app{host}.example.com;"),
         ],
+    );
+    if tls {
+        push_lines(
+            &mut block,
+            2,
+            &[&format!("  listen 127.0.0.1:{NGINX_TLS_PORT} ssl{listen};")],
+        );
+    }
+    push_lines(
+        &mut block,
+        2,
+        &[&format!("  server_name app{host}.example.com;")],
     );
     for path in LOCATIONS {
         // ingress-nginx writes a Prefix path as `location /p/` plus `location = /p`.
@@ -1188,8 +1544,9 @@ fn nginx_server_block(host: usize) -> String {
 }
 
 /// Gangplank's snapshot: one backend per host over the 3 upstream ports (round robin,
-/// the default), [`LOCATIONS`] on every host.
-fn gangplank_configuration() -> String {
+/// the default), [`LOCATIONS`] on every host; with `tls`, the benchmark certificate
+/// mapped to [`CERT_NAME`].
+fn gangplank_configuration(tls: Option<&TlsFiles>) -> String {
     let endpoints = UPSTREAM_PORTS
         .iter()
         .map(|port| format!("{{\"address\":\"127.0.0.1\",\"port\":\"{port}\"}}"))
@@ -1218,7 +1575,36 @@ fn gangplank_configuration() -> String {
         })
         .collect::<Vec<_>>()
         .join(",\n");
-    format!("{{\"backends\":[\n{backends}\n],\n\"servers\":[\n{servers}\n]}}\n")
+    let ssl = match tls {
+        None => String::new(),
+        Some(tls) => format!(
+            ",\n\"sslConfiguration\":{{\"certificates\":{{\"{CERT_UID}\":{}}},\
+             \"servers\":{{\"{CERT_NAME}\":\"{CERT_UID}\"}}}}",
+            json_string(&tls.bundle)
+        ),
+    };
+    format!("{{\"backends\":[\n{backends}\n],\n\"servers\":[\n{servers}\n]{ssl}}}\n")
+}
+
+/// `text` as a JSON string literal, quotes included.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 // ---------------------------------------------------------------------------------
@@ -1249,46 +1635,47 @@ impl WrkResult {
     }
 }
 
-/// Runs `wrk` pinned to `cpu` against `url` for `seconds`.
+/// What `wrk` loads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WrkTarget {
+    /// The URL (its host is also the SNI over TLS).
+    url: String,
+    /// A Lua script for `-s`, if any.
+    script: Option<PathBuf>,
+}
+
+/// Runs `wrk` pinned to `cpu` against `target` for `seconds`.
 fn run_wrk(
     lab: &Lab,
     tools: &Tools,
     cpu: u32,
-    url: &str,
+    target: &WrkTarget,
     seconds: u32,
 ) -> Result<WrkResult, String> {
     let out_path = lab.path("wrk.out");
     let out =
         File::create(&out_path).map_err(|e| format!("creating {}: {e}", out_path.display()))?;
-    let mut child = Command::new(&tools.taskset)
+    let mut command = Command::new(&tools.taskset);
+    command
         .args(["-c", &cpu.to_string()])
         .arg(&tools.wrk)
         .args(["-t1", &format!("-c{CONNECTIONS}"), &format!("-d{seconds}s")])
-        .args(["--latency", "-H", &format!("Host: {LOAD_HOST}"), url])
+        .args(["--latency", "-H", &format!("Host: {LOAD_HOST}")]);
+    if let Some(script) = &target.script {
+        command.arg("-s").arg(script);
+    }
+    let mut child = command
+        .arg(&target.url)
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("starting wrk: {e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(u64::from(seconds) + 30);
-    let status = loop {
-        match child
-            .try_wait()
-            .map_err(|e| format!("waiting for wrk: {e}"))?
-        {
-            Some(status) => break status,
-            None if Instant::now() > deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("wrk did not finish within {seconds} s + 30 s"));
-            }
-            None => std::thread::sleep(Duration::from_millis(50)),
-        }
-    };
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
+    // wrk writes little to stderr, but read it on a thread all the same.
+    let stderr = drain(child.stderr.take());
+    let status = wait_with_timeout(&mut child, Duration::from_secs(u64::from(seconds) + 30))
+        .map_err(|e| format!("wrk on {}: {e}", target.url))?;
+    let stderr = stderr.join().unwrap_or_default();
     let stdout = fs::read_to_string(&out_path).unwrap_or_default();
     if !status.success() {
         return Err(format!("wrk failed with {status}:\n{stdout}{stderr}"));
@@ -1497,8 +1884,8 @@ fn format_latency(us: f64) -> String {
     format!("{:.2} ms", us / 1000.0)
 }
 
-/// Prints the setup, the table and the ratios.
-fn print_report(rows: &[Row], options: &Options, cpus: Cpus) {
+/// Prints the setup, the table, the ratios and the notes.
+fn print_report(rows: &[Row], notes: &[String], options: &Options, cpus: Cpus) {
     println!();
     println!(
         "wrk -t1 -c{CONNECTIONS} -d{}s --latency -H 'Host: {LOAD_HOST}' {LOAD_PATH}; \
@@ -1516,10 +1903,23 @@ fn print_report(rows: &[Row], options: &Options, cpus: Cpus) {
         "CPUs: proxy under test on CPU {} (1 worker each); upstream + wrk on CPU {}",
         cpus.proxy, cpus.load
     );
+    let tls = Scenario::Tls.name();
+    if rows.iter().any(|r| r.scenario == tls) {
+        println!(
+            "{tls}: wrk ... -s {RESOLVE_SCRIPT} https://{LOAD_HOST}:<port>{LOAD_PATH} (SNI \
+             {LOAD_HOST}; the script connects the name to 127.0.0.1); one self-signed ECDSA \
+             P-256 certificate for {CERT_NAME}; TLS 1.2 + 1.3, session cache, no tickets; \
+             both proxies close a client connection after 1000 requests, so wrk makes a \
+             full handshake per 1000 requests"
+        );
+    }
     println!();
     print!("{}", format_table(rows));
     for line in ratio_lines(rows) {
         println!("{line}");
+    }
+    for note in notes {
+        println!("{note}");
     }
 }
 
@@ -1679,21 +2079,145 @@ Transfer/sec:      8.01MB
 
     #[test]
     fn gangplank_configuration_has_every_host() {
-        let config = gangplank_configuration();
+        let config = gangplank_configuration(None);
         assert_eq!(config.matches("\"hostname\"").count(), HOSTS);
         assert_eq!(
             config.matches("\"pathType\"").count(),
             HOSTS * LOCATIONS.len()
         );
         assert!(config.contains("\"hostname\":\"app42.example.com\""));
+        assert!(!config.contains("sslConfiguration"));
+    }
+
+    fn tls_files() -> TlsFiles {
+        TlsFiles {
+            cert: PathBuf::from("/tmp/x/tls/cert.pem"),
+            key: PathBuf::from("/tmp/x/tls/key.pem"),
+            bundle: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_owned(),
+        }
+    }
+
+    #[test]
+    fn gangplank_tls_configuration_maps_the_wildcard() {
+        let config = gangplank_configuration(Some(&tls_files()));
+        assert!(config.contains(
+            "\"sslConfiguration\":{\"certificates\":{\"bench-wildcard-example-com\":\
+             \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"},\
+             \"servers\":{\"*.example.com\":\"bench-wildcard-example-com\"}}}"
+        ));
+        assert_eq!(config.matches("\"hostname\"").count(), HOSTS);
+    }
+
+    #[test]
+    fn json_strings() {
+        assert_eq!(
+            json_string("a\"b\\c\nd\te\r\u{1}"),
+            r#""a\"b\\c\nd\te\r\u0001""#
+        );
+    }
+
+    #[test]
+    fn wrk_targets() {
+        let target = Target {
+            kind: ProxyKind::Gangplank,
+            port: 18080,
+            tls_port: 18444,
+            pid: 1,
+        };
+        let script = Path::new("/tmp/x/resolve-to-loopback.lua");
+        assert_eq!(
+            Scenario::Http1Keepalive.wrk_target(&target, script),
+            WrkTarget {
+                url: "http://127.0.0.1:18080/api/x".to_owned(),
+                script: None
+            }
+        );
+        assert_eq!(
+            Scenario::Tls.wrk_target(&target, script),
+            WrkTarget {
+                url: "https://app42.example.com:18444/api/x".to_owned(),
+                script: Some(script.to_path_buf())
+            }
+        );
+    }
+
+    #[test]
+    fn tls_needs_a_tls_listener() {
+        let old = GangplankFeatures::from_help("--http-listen <A>\n--access-log <B>");
+        assert!(old.access_log && !old.https_listen && !old.metrics_listen);
+        assert!(Scenario::Tls.skip_reason(old).is_some());
+        assert_eq!(Scenario::Http1Keepalive.skip_reason(old), None);
+        let new = GangplankFeatures::from_help("--https-listen <A>");
+        assert_eq!(Scenario::Tls.skip_reason(new), None);
+        assert!(
+            optional_gangplank_flags(new).contains(&"127.0.0.1:18444".to_owned()),
+            "the TLS listener stays on loopback"
+        );
+    }
+
+    const S_CLIENT_OUTPUT: &str = "CONNECTED(00000003)
+---
+Certificate chain
+ 0 s:CN = *.example.com
+   i:CN = *.example.com
+---
+subject=CN = *.example.com
+issuer=CN = *.example.com
+---
+Verification: OK
+Verified peername: *.example.com
+---
+New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384
+SSL-Session:
+    Protocol  : TLSv1.3
+---
+HTTP/1.1 200 OK\r
+Content-Length: 3\r
+Connection: close\r
+\r
+ok
+closed
+";
+
+    #[test]
+    fn parses_s_client_output() {
+        let session = parse_s_client(S_CLIENT_OUTPUT).unwrap();
+        assert_eq!(
+            session,
+            TlsSession {
+                protocol: "TLSv1.3".to_owned(),
+                cipher: "TLS_AES_256_GCM_SHA384".to_owned(),
+                subject: "CN = *.example.com".to_owned(),
+            }
+        );
+        let unverified = S_CLIENT_OUTPUT.replace("Verification: OK", "Verification error");
+        assert!(parse_s_client(&unverified).is_err());
+        let refused = S_CLIENT_OUTPUT.replace("200 OK", "404 Not Found");
+        assert!(parse_s_client(&refused).is_err());
     }
 
     #[test]
     fn nginx_configuration_has_every_host() {
-        let conf = proxy_nginx_conf(Path::new("/tmp/x"));
+        let conf = proxy_nginx_conf(Path::new("/tmp/x"), None);
         assert_eq!(conf.matches("server_name ").count(), HOSTS);
         assert_eq!(conf.matches("reuseport").count(), 1);
         assert!(conf.contains("keepalive 320;"));
+        assert!(!conf.contains("ssl"));
+    }
+
+    #[test]
+    fn nginx_tls_configuration_listens_with_ssl_everywhere() {
+        let conf = proxy_nginx_conf(Path::new("/tmp/x"), Some(&tls_files()));
+        assert_eq!(conf.matches("server_name ").count(), HOSTS);
+        assert_eq!(conf.matches("listen 127.0.0.1:18081").count(), HOSTS);
+        assert_eq!(conf.matches("listen 127.0.0.1:18443 ssl").count(), HOSTS);
+        assert!(conf.contains("listen 127.0.0.1:18443 ssl default_server reuseport;"));
+        assert_eq!(conf.matches("reuseport").count(), 2);
+        assert!(conf.contains("ssl_certificate /tmp/x/tls/cert.pem;"));
+        assert!(conf.contains("ssl_certificate_key /tmp/x/tls/key.pem;"));
+        assert!(conf.contains("ssl_protocols TLSv1.2 TLSv1.3;"));
+        assert!(conf.contains("ssl_session_tickets off;"));
+        assert!(!conf.contains("http2"));
     }
 
     fn row(proxy: ProxyKind, rps: f64, p99_us: f64) -> Row {
