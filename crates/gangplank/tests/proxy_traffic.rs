@@ -33,6 +33,7 @@ async fn routes_balances_and_answers_errors() {
             backend("default-echo-80", &addrs),
             backend("default-empty-80", &[]),
             backend("default-dead-80", &[dead]),
+            backend("upstream-default-backend", &[]),
         ],
         "servers": [{
             "hostname": "app.example.com",
@@ -44,6 +45,9 @@ async fn routes_balances_and_answers_errors() {
                 {"path": "/denied", "pathType": "Prefix", "backend": "default-echo-80", "denied": "invalid annotation"},
                 {"path": "/exact", "pathType": "Exact", "backend": "default-echo-80"}
             ]
+        }, {
+            "hostname": "_",
+            "locations": [{"path": "/", "pathType": "Prefix", "backend": "upstream-default-backend", "isDefBackend": true}]
         }]
     }))
     .await;

@@ -154,6 +154,18 @@ async fn proxy(
         tracing::warn!(host, path = %location.source.path, %reason, "location denied by an invalid annotation");
         return Err(StatusCode::SERVICE_UNAVAILABLE);
     }
+    // The catch-all location of a server whose default backend has no endpoints is
+    // answered by the built-in default backend: 404, as ingress-nginx's 127.0.0.1:8181.
+    let builtin_default = || {
+        location.source.is_def_backend
+            && location
+                .backend
+                .as_ref()
+                .is_none_or(|b| b.upstreams.is_empty())
+    };
+    if builtin_default() {
+        return Err(StatusCode::NOT_FOUND);
+    }
     let Some(backend) = &location.backend else {
         tracing::warn!(host, backend = %location.source.backend, "no such backend");
         return Err(StatusCode::SERVICE_UNAVAILABLE);
