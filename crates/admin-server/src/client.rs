@@ -49,7 +49,7 @@ impl std::fmt::Display for Target {
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// Nothing accepts connections at the target.
-    #[error("nothing is listening on {target} (is `gangplank proxy` running?): {source}")]
+    #[error("nothing is listening on {target} (is `gangplank proxy` running?)")]
     NotListening {
         /// The target.
         target: Target,
