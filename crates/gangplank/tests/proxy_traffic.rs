@@ -114,11 +114,7 @@ async fn retries_another_endpoint_when_one_is_down() {
         .unwrap()
         .local_addr()
         .unwrap();
-    g.apply(json!({
-        "backends": [backend("b", &[dead, upstreams[0].addr()])],
-        "servers": [{"hostname": "h", "locations": [{"path": "/", "backend": "b"}]}]
-    }))
-    .await;
+    g.apply(one_route("h", &[dead, upstreams[0].addr()])).await;
     let mut conn = Conn::open(g.http).await;
     for _ in 0..20 {
         assert_eq!(conn.echo("h", "/").await.instance, "echo-0");
@@ -145,11 +141,8 @@ async fn slow_upstreams_get_504() {
 async fn upgraded_connections_are_piped_both_ways() {
     let g = Gangplank::start().await;
     let upstreams = echoes(1).await;
-    g.apply(json!({
-        "backends": [backend("b", &[upstreams[0].addr()])],
-        "servers": [{"hostname": "ws.example.com", "locations": [{"path": "/", "backend": "b"}]}]
-    }))
-    .await;
+    g.apply(one_route("ws.example.com", &[upstreams[0].addr()]))
+        .await;
     let mut stream = tokio::net::TcpStream::connect(g.http).await.unwrap();
     stream
         .write_all(b"GET /chat HTTP/1.1\r\nHost: ws.example.com\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
@@ -234,11 +227,7 @@ async fn reconfiguration_under_load_drops_nothing() {
 async fn sigterm_lets_in_flight_requests_finish() {
     let g = Gangplank::start().await;
     let upstreams = echoes(1).await;
-    g.apply(json!({
-        "backends": [backend("b", &[upstreams[0].addr()])],
-        "servers": [{"hostname": "h", "locations": [{"path": "/", "backend": "b"}]}]
-    }))
-    .await;
+    g.apply(one_route("h", &[upstreams[0].addr()])).await;
     let http = g.http;
     let slow =
         tokio::spawn(async move { Conn::open(http).await.send("h", "/delay/1500", &[]).await.0 });
@@ -349,11 +338,7 @@ fn peak_rss_kib(pid: u32) -> u64 {
 async fn large_bodies_stream_without_buffering() {
     let g = Gangplank::start().await;
     let upstreams = echoes(1).await;
-    g.apply(json!({
-        "backends": [backend("b", &[upstreams[0].addr()])],
-        "servers": [{"hostname": "h", "locations": [{"path": "/", "backend": "b"}]}]
-    }))
-    .await;
+    g.apply(one_route("h", &[upstreams[0].addr()])).await;
     let before = peak_rss_kib(g.child.id());
     let stream = tokio::net::TcpStream::connect(g.http).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
@@ -394,11 +379,7 @@ async fn large_bodies_stream_without_buffering() {
 async fn expect_100_continue_and_h2c() {
     let g = Gangplank::start().await;
     let upstreams = echoes(1).await;
-    g.apply(json!({
-        "backends": [backend("b", &[upstreams[0].addr()])],
-        "servers": [{"hostname": "h", "locations": [{"path": "/", "backend": "b"}]}]
-    }))
-    .await;
+    g.apply(one_route("h", &[upstreams[0].addr()])).await;
 
     // Expect: 100-continue: the body is sent only after the interim answer.
     let mut stream = tokio::net::TcpStream::connect(g.http).await.unwrap();
@@ -567,11 +548,7 @@ async fn tls_by_sni_with_http2_and_the_fallback_certificate() {
 async fn upstream_connections_are_reused() {
     let g = Gangplank::start().await;
     let upstreams = echoes(1).await;
-    g.apply(json!({
-        "backends": [backend("b", &[upstreams[0].addr()])],
-        "servers": [{"hostname": "h", "locations": [{"path": "/", "backend": "b"}]}]
-    }))
-    .await;
+    g.apply(one_route("h", &[upstreams[0].addr()])).await;
     let mut conn = Conn::open(g.http).await;
     for _ in 0..200 {
         conn.echo("h", "/").await;

@@ -170,6 +170,14 @@ pub fn backend(name: &str, endpoints: &[SocketAddr]) -> serde_json::Value {
     json!({"name": name, "endpoints": eps})
 }
 
+/// A configuration with one host whose `/` goes to backend `b` over `endpoints`.
+pub fn one_route(host: &str, endpoints: &[SocketAddr]) -> serde_json::Value {
+    json!({
+        "backends": [backend("b", endpoints)],
+        "servers": [{"hostname": host, "locations": [{"path": "/", "backend": "b"}]}]
+    })
+}
+
 pub async fn echoes(n: usize) -> Vec<EchoServer> {
     let mut servers = Vec::new();
     for i in 0..n {
