@@ -251,11 +251,15 @@ fn run_worker(
     });
 }
 
+/// Idle keep-alive client connections close after this long (ingress-nginx's
+/// `keep-alive: 75`): hyper's header read timeout also runs between requests.
+const CLIENT_KEEP_ALIVE: Duration = Duration::from_secs(75);
+
 fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(60));
+        .header_read_timeout(CLIENT_KEEP_ALIVE);
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(128);
