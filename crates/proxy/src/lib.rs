@@ -1,8 +1,8 @@
 //! The data plane: accepts client traffic and forwards it to upstream endpoints
 //! according to the current [`Snapshot`](gangplank_store::Snapshot) of the store.
 //!
-//! Request path, in order (one atomic snapshot load per request; nothing is parsed or
-//! compiled here, only looked up):
+//! Request path, in order (one atomic load of the snapshot and one of its balancer
+//! table per request; nothing is parsed or compiled here, only looked up):
 //!
 //! 1. [`worker`]: one OS thread per core, each with a current-thread tokio runtime and
 //!    its own `SO_REUSEPORT` listener, so the kernel spreads connections and a request
@@ -16,6 +16,10 @@
 //! 4. [`upstream`]: a per-worker keep-alive pool connects (connect timeout), sends the
 //!    request with the forwarded headers of [`headers`], and streams both bodies;
 //!    connect failures are retried on another endpoint (`proxy-next-upstream`).
+//! 5. [`telemetry`]: when the response body ends, the request's record is counted in
+//!    the worker's metrics shard and queued for the access log thread.
+//!
+//! TLS listeners terminate TLS first ([`tls`]: certificate by SNI from the store).
 //!
 //! What not to do: never take a lock shared between workers on the request path except
 //! the balancer's own short critical sections, and never allocate per request what can
