@@ -565,3 +565,87 @@ async fn upstream_connections_are_reused() {
         upstreams[0].connections()
     );
 }
+
+/// An upstream that answers every request with `503`.
+async fn always_503() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                loop {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    buf.drain(..end);
+                    let answer = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
+                    if stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_next_upstream_conditions() {
+    let g = Gangplank::start().await;
+    let upstreams = echoes(1).await;
+    let bad = always_503().await;
+    let dead = free_port();
+    let config = |host: &str, eps: &[SocketAddr], conditions: serde_json::Value| {
+        json!({
+            "backends": [backend("b", eps)],
+            "servers": [{"hostname": host, "locations": [{"path": "/", "backend": "b", "proxy": {"nextUpstream": conditions}}]}]
+        })
+    };
+    let mut conn = Conn::open(g.http).await;
+
+    // Default conditions (error timeout): a 503 is the upstream's answer, passed on.
+    g.apply(config(
+        "h",
+        &[bad, upstreams[0].addr()],
+        json!(["error", "timeout"]),
+    ))
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(conn.send("h", "/", &[]).await.0);
+    }
+    assert!(
+        statuses.contains(&StatusCode::SERVICE_UNAVAILABLE),
+        "{statuses:?}"
+    );
+
+    // With http_503 listed, body-less GETs move on to the next endpoint.
+    g.apply(config(
+        "h",
+        &[bad, upstreams[0].addr()],
+        json!(["error", "timeout", "http_503"]),
+    ))
+    .await;
+    for _ in 0..10 {
+        assert_eq!(conn.echo("h", "/").await.instance, "echo-0");
+    }
+
+    // `off`: no retry at all, so the dead endpoint's share fails with 502.
+    g.apply(config("h", &[dead, upstreams[0].addr()], json!(["off"])))
+        .await;
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(conn.send("h", "/", &[]).await.0);
+    }
+    assert!(statuses.contains(&StatusCode::BAD_GATEWAY), "{statuses:?}");
+    assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
+}

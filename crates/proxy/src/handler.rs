@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use gangplank_model::expr::{Part, Variable};
+use gangplank_model::policy::NextUpstream;
 use gangplank_store::{CompiledBackend, Status, Store, Upstream};
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
@@ -196,11 +197,17 @@ async fn proxy(
             .read_timeout
             .map_or_else(|| general.proxy_read_timeout(), |d| d.as_duration()),
     };
-    // nginx: 0 means no limit, i.e. every endpoint once.
+    let conditions = proxy_settings
+        .next_upstream
+        .as_deref()
+        .unwrap_or_else(|| general.proxy_next_upstream());
+    let retry = RetryPolicy::new(conditions);
+    // nginx: 0 means no limit, i.e. every endpoint once; `off` means one attempt.
     let tries = match proxy_settings
         .next_upstream_tries
         .unwrap_or_else(|| general.proxy_next_upstream_tries())
     {
+        _ if retry.off => 1,
         0 => backend.upstreams.len().max(1),
         n => n as usize,
     };
@@ -241,7 +248,13 @@ async fn proxy(
 
     let mut tried: Vec<usize> = Vec::new();
     let mut last_status = StatusCode::BAD_GATEWAY;
-    for _ in 0..tries {
+    for attempt in 1..=tries {
+        // Retrying on an upstream *status* needs the request again after it was
+        // sent: only possible for requests without a body, and only prepared when
+        // such a condition is configured (`proxy-next-upstream http_5xx...`).
+        let spare = (attempt < tries && !retry.statuses.is_empty())
+            .then(|| spare_request(&upstream_request, &retry))
+            .flatten();
         let pick = entry.balancer.pick(&PickRequest {
             hash_key: hash_key.as_deref(),
             affinity_cookie: affinity_cookie.as_deref(),
@@ -274,6 +287,15 @@ async fn proxy(
                 entry.balancer.observe(pick.endpoint, elapsed);
                 record.upstream_status = Some(response.status().as_u16());
                 record.upstream_response_time = Some(elapsed);
+                if let Some(spare) =
+                    spare.filter(|_| retry.statuses.contains(&response.status().as_u16()))
+                {
+                    tracing::warn!(backend = %backend.name(), endpoint = %addr, status = response.status().as_u16(), "upstream answered a proxy-next-upstream status; trying the next endpoint");
+                    last_status = response.status();
+                    tried.push(pick.endpoint);
+                    upstream_request = spare;
+                    continue;
+                }
                 let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
                 if switching && let Some(client_upgrade) = client_upgrade {
                     let upstream_upgrade = hyper::upgrade::on(&mut response);
@@ -326,15 +348,89 @@ async fn proxy(
                 entry.balancer.observe(pick.endpoint, timeouts.connect);
                 last_status = failed.error.status();
                 tried.push(pick.endpoint);
-                match failed.request {
-                    Some(r) => upstream_request = r,
-                    // Sent (at least partly): the body is gone, no retry.
-                    None => return Err(last_status),
+                if !retry.covers(&failed.error) {
+                    return Err(last_status);
+                }
+                match (failed.request, spare) {
+                    (Some(r), _) => upstream_request = r,
+                    // Sent: a body-less request can go again from its spare copy.
+                    (None, Some(spare)) => upstream_request = spare,
+                    // Sent with a body (at least partly): the body is gone, no retry.
+                    (None, None) => return Err(last_status),
                 }
             }
         }
     }
     Err(last_status)
+}
+
+/// What `proxy-next-upstream` allows to retry.
+#[derive(Debug)]
+struct RetryPolicy {
+    error: bool,
+    timeout: bool,
+    non_idempotent: bool,
+    off: bool,
+    /// Upstream statuses that send the request to the next endpoint.
+    statuses: Vec<u16>,
+}
+
+impl RetryPolicy {
+    fn new(conditions: &[NextUpstream]) -> RetryPolicy {
+        let statuses = conditions
+            .iter()
+            .filter_map(|c| match c {
+                NextUpstream::Http500 => Some(500),
+                NextUpstream::Http502 => Some(502),
+                NextUpstream::Http503 => Some(503),
+                NextUpstream::Http504 => Some(504),
+                NextUpstream::Http403 => Some(403),
+                NextUpstream::Http404 => Some(404),
+                NextUpstream::Http429 => Some(429),
+                _ => None,
+            })
+            .collect();
+        RetryPolicy {
+            error: conditions.contains(&NextUpstream::Error),
+            timeout: conditions.contains(&NextUpstream::Timeout),
+            non_idempotent: conditions.contains(&NextUpstream::NonIdempotent),
+            off: conditions.contains(&NextUpstream::Off),
+            statuses,
+        }
+    }
+
+    /// True when `error` may be retried on the next endpoint.
+    fn covers(&self, error: &crate::upstream::UpstreamError) -> bool {
+        if error.is_timeout() {
+            self.timeout
+        } else {
+            self.error
+        }
+    }
+}
+
+/// A copy of a body-less request for one more attempt, when its method may be retried
+/// (idempotent, or `non_idempotent` configured).
+fn spare_request(
+    request: &Request<RequestBody>,
+    retry: &RetryPolicy,
+) -> Option<Request<RequestBody>> {
+    if !matches!(request.body(), RequestBody::Empty) {
+        return None;
+    }
+    let idempotent = matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+    );
+    if !idempotent && !retry.non_idempotent {
+        return None;
+    }
+    let mut copy = Request::new(RequestBody::Empty);
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    Some(copy)
 }
 
 /// The canary backend's entry when the primary has an alternative and the canary
