@@ -110,6 +110,18 @@ fn seed_backends() -> Vec<Backend> {
     serde_json::from_value(json).expect("seed decodes")
 }
 
+/// Posts the seed backends and maps `example.com` to the fixture certificate.
+async fn post_seed_with_certificate(client: &AdminClient) {
+    client.post_backends(&seed_backends()).await.unwrap();
+    client
+        .post_servers(&SslConfiguration {
+            certificates: [("c".to_string(), PEM.to_string())].into(),
+            servers: [("example.com".to_string(), "c".to_string())].into(),
+        })
+        .await
+        .unwrap();
+}
+
 fn ctl(socket: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
         .arg("ctl")
@@ -219,14 +231,7 @@ fn restart_with_the_same_state_dir_restores_the_configuration() {
     let proxy = Proxy::start(&socket, &["--state-dir", state_arg]);
     let version = runtime().block_on(async {
         let client = proxy.client();
-        client.post_backends(&seed_backends()).await.unwrap();
-        client
-            .post_servers(&SslConfiguration {
-                certificates: [("c".to_string(), PEM.to_string())].into(),
-                servers: [("example.com".to_string(), "c".to_string())].into(),
-            })
-            .await
-            .unwrap();
+        post_seed_with_certificate(&client).await;
         client.configuration().await.unwrap().1
     });
     assert!(proxy.terminate().status.success());
@@ -336,14 +341,7 @@ fn ctl_mirrors_dbg() {
     let proxy = Proxy::start(&socket, &[]);
     runtime().block_on(async {
         let client = proxy.client();
-        client.post_backends(&seed_backends()).await.unwrap();
-        client
-            .post_servers(&SslConfiguration {
-                certificates: [("c".to_string(), PEM.to_string())].into(),
-                servers: [("example.com".to_string(), "c".to_string())].into(),
-            })
-            .await
-            .unwrap();
+        post_seed_with_certificate(&client).await;
     });
     let text = |o: &Output| String::from_utf8_lossy(&o.stdout).into_owned();
 
