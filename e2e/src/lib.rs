@@ -1,5 +1,8 @@
-//! Test support shared by Gangplank's integration tests and (later) the end-to-end
-//! suite. Today: [`echo`], an upstream that tells which instance answered and what it
-//! received.
+//! Test support shared by Gangplank's integration tests and the end-to-end suite:
+//! - [`echo`], an upstream that tells which instance answered and what it received;
+//! - [`apiserver`], an in-memory Kubernetes API-server stand-in (plain http, JSON) that
+//!   kube-rs and `kubectl` can talk to, with fault injection. The `fake-apiserver`
+//!   binary runs one on its own.
 
+pub mod apiserver;
 pub mod echo;
