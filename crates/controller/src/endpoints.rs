@@ -162,6 +162,39 @@ fn endpoints_for_port(index: &Index<'_>, svc: &Service, port: &ServicePort) -> V
     out
 }
 
+/// `service-upstream`: the Service's ClusterIP and port as the backend's single
+/// endpoint (ingress-nginx's `getServiceClusterEndpoint`). The port is the number the
+/// Ingress names, or the number of the Service port it names.
+pub(crate) fn cluster_ip_endpoint(
+    svc: &Service,
+    backend_port: &IntOrString,
+) -> Result<Endpoint, String> {
+    let cluster_ip = svc
+        .spec
+        .as_ref()
+        .and_then(|s| s.cluster_ip.as_deref())
+        .filter(|ip| !ip.is_empty() && *ip != "None")
+        .ok_or("the Service has no ClusterIP (headless or ExternalName)")?;
+    let ip: IpAddr = cluster_ip
+        .parse()
+        .map_err(|_| format!("the ClusterIP {cluster_ip:?} is not an IP address"))?;
+    let port = match backend_port {
+        IntOrString::Int(n) => *n,
+        IntOrString::String(port_name) => ports(svc)
+            .iter()
+            .find(|p| p.name.as_deref() == Some(port_name.as_str()))
+            .map(|p| i64::from(p.port))
+            .ok_or_else(|| format!("the Service has no port named {port_name:?}"))?,
+    };
+    match u16::try_from(port) {
+        Ok(port) if port != 0 => Ok(Endpoint {
+            address: ip.to_string(),
+            port: port.to_string(),
+        }),
+        _ => Err(format!("port {port} is not in 1..65535")),
+    }
+}
+
 /// ingress-nginx's `externalNamePorts`: the port an ExternalName backend connects to.
 fn external_name_port(svc: &Service, key: &str) -> i32 {
     let number: i32 = key.parse().unwrap_or(0);
@@ -277,6 +310,29 @@ pub(crate) fn model_service(svc: &Service) -> gangplank_model::Service {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cluster_ip_endpoints() {
+        let svc: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web"},
+            "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 8080}]}
+        }))
+        .unwrap();
+        let endpoint =
+            |port| cluster_ip_endpoint(&svc, &port).map(|e| format!("{}:{}", e.address, e.port));
+        assert_eq!(endpoint(IntOrString::Int(80)).unwrap(), "10.96.0.10:80");
+        assert_eq!(
+            endpoint(IntOrString::String("http".into())).unwrap(),
+            "10.96.0.10:8080"
+        );
+        assert!(endpoint(IntOrString::String("grpc".into())).is_err());
+        assert!(endpoint(IntOrString::Int(0)).is_err());
+        let headless: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web"}, "spec": {"clusterIP": "None"}
+        }))
+        .unwrap();
+        assert!(cluster_ip_endpoint(&headless, &IntOrString::Int(80)).is_err());
+    }
 
     #[test]
     fn dns1123() {

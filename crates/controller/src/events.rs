@@ -1,5 +1,6 @@
 //! Events: what the translation has to tell the owner of an Ingress (an annotation it
-//! rejected, a Secret it could not use, a canary it could not attach).
+//! rejected, a Secret it could not use, a canary it could not attach), or the operator
+//! (a global ConfigMap key it could not use, a `--default-ssl-certificate` Secret).
 //!
 //! The translation only collects them; recording them as Kubernetes Events (and
 //! aggregating repeats across rebuilds) is the sync loop's job. Messages are plain
@@ -23,12 +24,25 @@ pub enum EventKind {
     Warning,
 }
 
-/// One event about one Ingress.
+/// The kind of object an event is about (the Kubernetes `involvedObject.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum ObjectKind {
+    /// An Ingress: its annotations, rules, TLS or backends.
+    Ingress,
+    /// The global ConfigMap (`--configmap`).
+    ConfigMap,
+    /// A Secret named by a flag (`--default-ssl-certificate`).
+    Secret,
+}
+
+/// One event about one object (an Ingress, unless `object_kind` says otherwise).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct Event {
-    /// Namespace of the Ingress.
+    /// What kind of object the event is about.
+    pub object_kind: ObjectKind,
+    /// Namespace of the object.
     pub namespace: String,
-    /// Name of the Ingress.
+    /// Name of the object.
     pub name: String,
     /// Normal or Warning.
     pub kind: EventKind,
@@ -61,6 +75,8 @@ pub mod reason {
     pub const INVALID_PATH: &str = "InvalidPath";
     /// A path's backend names no usable Service and port; the path is ignored.
     pub const INVALID_BACKEND: &str = "InvalidBackend";
+    /// A key of the global ConfigMap has an invalid value; its default is kept.
+    pub const INVALID_CONFIGURATION: &str = "InvalidConfiguration";
 }
 
 /// `text` without control characters (escaped as `\n`, `\u{0}`...), cut to at most
@@ -101,9 +117,28 @@ pub(crate) struct Events {
 impl Events {
     /// Records a Warning about `ingress`.
     pub(crate) fn warn(&mut self, ingress: &IngressRef, reason: &str, message: impl AsRef<str>) {
+        self.warn_on(
+            ObjectKind::Ingress,
+            &ingress.namespace,
+            &ingress.name,
+            reason,
+            message,
+        );
+    }
+
+    /// Records a Warning about the object `kind` `namespace/name`.
+    pub(crate) fn warn_on(
+        &mut self,
+        object_kind: ObjectKind,
+        namespace: &str,
+        name: &str,
+        reason: &str,
+        message: impl AsRef<str>,
+    ) {
         let event = Event {
-            namespace: ingress.namespace.clone(),
-            name: ingress.name.clone(),
+            object_kind,
+            namespace: truncate(namespace, MAX_MESSAGE_LEN),
+            name: truncate(name, MAX_MESSAGE_LEN),
             kind: EventKind::Warning,
             reason: reason.to_owned(),
             message: truncate(message.as_ref(), MAX_MESSAGE_LEN),

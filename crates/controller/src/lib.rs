@@ -19,15 +19,17 @@
 //! It covers IngressClass selection, servers per host with ingress-nginx's default
 //! locations and catch-all, Exact/Prefix/ImplementationSpecific paths, backends named
 //! `<namespace>-<service>-<port>` with endpoints from EndpointSlices (named and
-//! numbered ports, ExternalName), TLS certificates from Secrets, canary merging, and
-//! the annotations `load-balance`, `upstream-hash-by*`, `affinity*`,
-//! `session-cookie-*`, `canary*`, `use-regex` and `rewrite-target`. Invalid
-//! annotations deny the Ingress's locations, snippets are ignored; both are reported
-//! as [`Event`]s.
+//! numbered ports, ExternalName, `service-upstream`), TLS certificates from Secrets
+//! (and `--default-ssl-certificate`), canary merging, the global ConfigMap (into
+//! `general`), and the location and host annotations of Part B §5.2 that the model
+//! carries (balancing, affinity, canary, rewrites and redirects, `proxy-*`, upstream
+//! TLS, source ranges, rate limits, basic/digest/external/client-certificate auth,
+//! CORS, custom headers, `server-alias`, `default-backend`, custom errors, mirroring,
+//! logs). Invalid annotations deny the Ingress's locations, snippets are ignored; both
+//! are reported as [`Event`]s, and so are unusable ConfigMap keys.
 //!
-//! Not yet: the other annotations (listed in `annotations.rs`), the global ConfigMap
-//! (`general` stays at its defaults), `--default-ssl-certificate`, `server-alias`,
-//! `service-upstream`, the watches, the manifest-directory source, the sync loop,
+//! Not yet: the annotations the model has no field for (listed in
+//! `annotations/mod.rs`), the watches, the manifest-directory source, the sync loop,
 //! status updates and leader election.
 //!
 //! Architecture invariant: this crate depends on `gangplank-model` and on the admin
@@ -37,16 +39,24 @@
 mod annotations;
 mod canary;
 mod class;
+#[cfg(feature = "cluster")]
+pub mod cluster;
+mod configmap;
 mod endpoints;
 mod events;
+pub mod lint;
+pub mod manifests;
+pub mod metrics;
 mod paths;
+pub mod serve;
 mod state;
+pub mod sync;
 mod tls;
 mod translate;
 
 pub use annotations::{DEFAULT_COOKIE_NAME, PREFIX as ANNOTATION_PREFIX};
 pub use class::{CLASS_ANNOTATION, DEFAULT_CLASS_ANNOTATION};
-pub use events::{Event, EventKind, MAX_MESSAGE_LEN, reason};
+pub use events::{Event, EventKind, MAX_MESSAGE_LEN, ObjectKind, reason};
 pub use gangplank_admin_server::AdminClient;
 pub use gangplank_model::Configuration;
 /// The Kubernetes API types [`ClusterState`] holds, at the version this crate uses.

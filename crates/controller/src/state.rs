@@ -30,8 +30,11 @@ pub struct ClusterState {
     pub endpoint_slices: Vec<EndpointSlice>,
     /// Secrets referenced by Ingresses (TLS).
     pub secrets: Vec<Secret>,
-    /// The global ConfigMap (`--configmap`). Not translated yet.
+    /// The global ConfigMap (`--configmap`), translated into the general config.
     pub config_map: Option<ConfigMap>,
+    /// ConfigMaps referenced by annotations (`custom-headers`) or by the global
+    /// ConfigMap (`proxy-set-headers`, `add-headers`).
+    pub config_maps: Vec<ConfigMap>,
 }
 
 /// The namespace of an object, `default` when unset.

@@ -105,7 +105,7 @@ fn load(index: &Index<'_>, namespace: &str, name: &str) -> Result<Certificate, S
 
 /// A key of a Secret as UTF-8 text: `stringData` wins over `data`, as the API server
 /// merges them.
-fn secret_text(secret: &Secret, key: &str) -> Result<String, String> {
+pub(crate) fn secret_text(secret: &Secret, key: &str) -> Result<String, String> {
     if let Some(text) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
         return Ok(text.clone());
     }

@@ -6,42 +6,56 @@
 //!    oldest first, ties by `namespace/name` descending. Wherever two Ingresses
 //!    claim the same thing (a host's default location, a path, a backend's
 //!    settings, a host's certificate) the first in this order wins.
+//! 0. The global ConfigMap becomes `general` ([`crate::configmap`]); the annotation
+//!    parsers see it (`global-allowed-response-headers`).
 //! 2. Backends: `upstream-default-backend` (the `--default-backend-service`, or no
 //!    endpoints), then one per `<namespace>-<service>-<port>` referenced, with its
-//!    endpoints ([`crate::endpoints`]) and the balancing annotations of the first
-//!    Ingress that references it.
+//!    endpoints ([`crate::endpoints`]; the ClusterIP with `service-upstream`) and the
+//!    balancing annotations of the first Ingress that references it (`load-balance`
+//!    defaulting to the ConfigMap's).
 //! 3. Servers: `_` with `/` -> `upstream-default-backend`, then one per rule host
 //!    with a `/` default location (the Ingress's `spec.defaultBackend`, else the
 //!    default backend); a catch-all Ingress (`spec.defaultBackend`, no rules) takes
-//!    over `_`'s `/`. Certificates ([`crate::tls`]).
+//!    over `_`'s `/` with its annotations (but not its redirects and rewrites, as
+//!    ingress-nginx). Host-wide annotations (`server-alias`, `ssl-ciphers`,
+//!    `auth-tls-*`): the first Ingress that sets them for a host wins. Certificates
+//!    ([`crate::tls`]), aliases sharing their host's when it names them, and the
+//!    `--default-ssl-certificate` as the `_` entry.
 //! 4. Locations: one per path, unless the same path and pathType is already taken
 //!    (ImplementationSpecific and Prefix count as the same type here, because
-//!    ingress-nginx turns the former into the latter before comparing). Cookie
-//!    affinity settings and cookie locations go to the backend.
+//!    ingress-nginx turns the former into the latter before comparing), with the
+//!    Ingress's location annotations. Cookie affinity settings and cookie locations
+//!    (for the host and its aliases) go to the backend.
 //! 5. Canary Ingresses are merged into their primaries ([`crate::canary`]).
-//! 6. Paths are checked per host (a host with `use-regex` or `rewrite-target`
+//! 6. `default-backend`: a location whose backend has no endpoints (or that has
+//!    custom errors) gets `custom-default-backend-<namespace>-<service>`, a copy of its
+//!    backend with the endpoints of the annotation's Service, as ingress-nginx does.
+//! 7. Paths are checked per host (a host with `use-regex` or `rewrite-target`
 //!    anywhere has regex paths everywhere) and sorted as ingress-nginx sorts them.
 //!
 //! Canary Ingresses never create servers or locations.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use gangplank_model::backend::MAX_BACKEND_NAME_LEN;
 use gangplank_model::server::check_path;
 use gangplank_model::validate::check_text;
 use gangplank_model::{
-    Backend, Configuration, IngressRef, IntOrString, Location, PathType, Server, SslConfiguration,
+    Backend, Configuration, GeneralConfig, IngressRef, IntOrString, Location, PathType, Server,
+    SslConfiguration, TrafficShapingPolicy,
 };
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend, IngressTLS};
 use serde::Serialize;
 
-use crate::annotations::{self, IngressAnnotations};
+use crate::annotations::{self, Context, IngressAnnotations};
 use crate::class::ClassFilter;
-use crate::endpoints::{first_port_endpoints, model_service, service_endpoints};
-use crate::events::{Event, Events, reason};
+use crate::endpoints::{
+    cluster_ip_endpoint, first_port_endpoints, model_service, service_endpoints,
+};
+use crate::events::{Event, Events, ObjectKind, reason};
 use crate::state::{ClusterState, Index, name, namespace};
 use crate::tls::Certificates;
-use crate::{canary, paths};
+use crate::{canary, configmap, paths};
 
 /// The name of the backend that serves what no Ingress routes.
 pub const DEFAULT_UPSTREAM: &str = "upstream-default-backend";
@@ -64,6 +78,11 @@ pub struct TranslateOptions {
     /// `--default-backend-service` as (namespace, name): the Service whose first port
     /// serves `upstream-default-backend`. Without it that backend has no endpoints.
     pub default_backend_service: Option<(String, String)>,
+    /// `--default-ssl-certificate` as (namespace, name): the TLS Secret served to
+    /// clients whose SNI names no host with a certificate of its own (the `_` entry
+    /// of the certificate mapping). Without it, or when the Secret is unusable, the
+    /// proxy serves its generated certificate.
+    pub default_ssl_certificate: Option<(String, String)>,
 }
 
 impl Default for TranslateOptions {
@@ -73,6 +92,7 @@ impl Default for TranslateOptions {
             controller_class: "gangplank.io/ingress-controller".to_owned(),
             watch_ingress_without_class: false,
             default_backend_service: None,
+            default_ssl_certificate: None,
         }
     }
 }
@@ -146,8 +166,8 @@ enum HostCertificate {
     Unset,
     /// Decided: the default certificate (no mapping).
     Default,
-    /// Decided: this certificate.
-    Mapped,
+    /// Decided: the certificate of this Secret (namespace, name).
+    Mapped(String, String),
 }
 
 /// Translates `state` into a configuration, as ingress-nginx would for the same
@@ -156,24 +176,38 @@ enum HostCertificate {
 pub fn translate(state: &ClusterState, options: &TranslateOptions) -> Translation {
     let index = Index::new(state);
     let mut events = Events::default();
-    let inputs = select(state, options, &mut events);
+    let general = configmap::general(state, &mut events);
+    let context = Context {
+        index: &index,
+        config_maps: &state.config_maps,
+        general: &general,
+    };
+    let inputs = select(state, options, &context, &mut events);
 
-    let mut upstreams = create_upstreams(&index, options, &inputs);
+    let mut upstreams = create_upstreams(&index, options, &inputs, &general, &mut events);
     let mut certificates = Certificates::default();
     let default_service = options
         .default_backend_service
         .as_ref()
         .filter(|(ns, svc)| index.service(ns, svc).is_some() && check_text(svc).is_ok())
         .map(|(_, svc)| svc.as_str());
-    let (mut servers, ssl_configuration) = create_servers(
+    let (mut servers, mut ssl_configuration) = create_servers(
         &index,
         &inputs,
         default_service,
         &mut certificates,
         &mut events,
     );
+    default_certificate(
+        &index,
+        options,
+        &mut certificates,
+        &mut ssl_configuration,
+        &mut events,
+    );
     create_locations(&inputs, &mut upstreams, &mut servers, &mut events);
     canary::merge(&inputs, &mut upstreams, &servers, &mut events);
+    default_backends(&index, &inputs, &mut upstreams, &mut servers, &mut events);
 
     for server in servers.values_mut() {
         paths::finish(server, &mut events);
@@ -183,7 +217,7 @@ pub fn translate(state: &ClusterState, options: &TranslateOptions) -> Translatio
         backends: upstreams.into_values().collect(),
         servers: servers.into_values().collect(),
         ssl_configuration,
-        general: Default::default(),
+        general,
     };
     debug_assert!(
         gangplank_model::Validate::validate(&configuration).is_ok(),
@@ -200,6 +234,7 @@ pub fn translate(state: &ClusterState, options: &TranslateOptions) -> Translatio
 fn select<'a>(
     state: &'a ClusterState,
     options: &'a TranslateOptions,
+    context: &Context<'_>,
     events: &mut Events,
 ) -> Vec<IngressInput<'a>> {
     let filter = ClassFilter::new(&state.ingress_classes, options);
@@ -220,12 +255,16 @@ fn select<'a>(
         ta.cmp(&tb).then_with(|| kb.cmp(ka))
     });
     ours.into_iter()
-        .filter_map(|(ing, _)| prepare(ing, events))
+        .filter_map(|(ing, _)| prepare(ing, context, events))
         .collect()
 }
 
 /// Checks what can be checked on one Ingress alone.
-fn prepare<'a>(ingress: &'a Ingress, events: &mut Events) -> Option<IngressInput<'a>> {
+fn prepare<'a>(
+    ingress: &'a Ingress,
+    context: &Context<'_>,
+    events: &mut Events,
+) -> Option<IngressInput<'a>> {
     let ns = namespace(&ingress.metadata);
     let ing_name = name(&ingress.metadata);
     if ing_name.is_empty() || check_text(ns).is_err() || check_text(ing_name).is_err() {
@@ -235,7 +274,12 @@ fn prepare<'a>(ingress: &'a Ingress, events: &mut Events) -> Option<IngressInput
         namespace: ns.to_owned(),
         name: ing_name.to_owned(),
     };
-    let annotations = annotations::parse(ingress.metadata.annotations.as_ref(), &reference, events);
+    let annotations = annotations::parse(
+        ingress.metadata.annotations.as_ref(),
+        &reference,
+        context,
+        events,
+    );
     let spec = ingress.spec.as_ref();
     let default_backend = spec
         .and_then(|s| s.default_backend.as_ref())
@@ -366,6 +410,8 @@ fn create_upstreams(
     index: &Index<'_>,
     options: &TranslateOptions,
     inputs: &[IngressInput<'_>],
+    general: &GeneralConfig,
+    events: &mut Events,
 ) -> BTreeMap<String, Backend> {
     let mut upstreams = BTreeMap::new();
     let mut default = Backend {
@@ -397,7 +443,7 @@ fn create_upstreams(
                 name: backend.upstream.clone(),
                 port: backend.port.clone(),
                 upstream_hash_by_config: anns.hash_by.clone(),
-                load_balance: anns.load_balance,
+                load_balance: anns.load_balance.or(general.load_balance),
                 ..Backend::default()
             };
             if let Some(policy) = &anns.canary {
@@ -407,6 +453,20 @@ fn create_upstreams(
             if let Some(svc) = index.service(namespace, &backend.service) {
                 upstream.endpoints = service_endpoints(index, svc, &backend.port);
                 upstream.service = Some(model_service(svc));
+                if anns.service_upstream {
+                    match cluster_ip_endpoint(svc, &backend.port) {
+                        Ok(endpoint) => upstream.endpoints = vec![endpoint],
+                        Err(why) => events.warn(
+                            &input.reference,
+                            reason::ANNOTATION_IGNORED,
+                            format!(
+                                "annotation \"{}service-upstream\" is ignored for Service {namespace}/{}: {why}; its endpoints are used",
+                                annotations::PREFIX,
+                                backend.service
+                            ),
+                        ),
+                    }
+                }
             }
             upstreams.insert(backend.upstream.clone(), upstream);
         }
@@ -426,10 +486,21 @@ fn default_location(backend: &str) -> Location {
     }
 }
 
-/// Copies the Ingress-level annotation results into a location.
+/// Gives a location the policies of the Ingress's annotations (and its `denied`),
+/// keeping its routing fields.
 fn apply_annotations(location: &mut Location, anns: &IngressAnnotations) {
-    location.rewrite = anns.rewrite.clone();
-    location.denied = anns.denied.clone();
+    let routing = std::mem::take(location);
+    *location = Location {
+        path: routing.path,
+        path_type: routing.path_type,
+        is_def_backend: routing.is_def_backend,
+        ingress: routing.ingress,
+        ingress_path: routing.ingress_path,
+        backend: routing.backend,
+        service: routing.service,
+        port: routing.port,
+        ..anns.location.clone()
+    };
 }
 
 /// The servers with their `/` default locations, and the hosts' certificates.
@@ -469,7 +540,13 @@ fn create_servers(
                 location.ingress = Some(input.reference.clone());
                 if location.is_def_backend && input.rule_count == 0 {
                     location.is_def_backend = false;
-                    location.denied = input.annotations.denied.clone();
+                    // As ingress-nginx: redirects and rewrites of a catch-all are not
+                    // applied to the default server.
+                    let redirect = std::mem::take(&mut location.redirect);
+                    let rewrite = std::mem::take(&mut location.rewrite);
+                    apply_annotations(location, &input.annotations);
+                    location.redirect = redirect;
+                    location.rewrite = rewrite;
                 }
             }
         }
@@ -490,6 +567,8 @@ fn create_servers(
             );
         }
     }
+
+    host_settings(inputs, &mut servers, events);
 
     let mut ssl = SslConfiguration::default();
     let mut host_certs: BTreeMap<String, HostCertificate> = servers
@@ -544,12 +623,102 @@ fn create_servers(
                 Ok(cert) => {
                     ssl.certificates.insert(cert.uid.clone(), cert.pem.clone());
                     ssl.servers.insert(rule.host.clone(), cert.uid.clone());
-                    HostCertificate::Mapped
+                    HostCertificate::Mapped(namespace.to_owned(), secret.to_owned())
                 }
             };
         }
     }
+    // Aliases share their host's certificate when it names them (ingress-nginx's
+    // certificate mapping does the same check).
+    for server in servers.values() {
+        let Some(HostCertificate::Mapped(namespace, secret)) = host_certs.get(&server.hostname)
+        else {
+            continue;
+        };
+        let Ok(cert) = certificates.load(index, namespace, secret) else {
+            continue;
+        };
+        for alias in &server.aliases {
+            if cert.info.is_valid_for(alias) && !ssl.servers.contains_key(alias) {
+                ssl.servers.insert(alias.clone(), cert.uid.clone());
+            }
+        }
+    }
     (servers, ssl)
+}
+
+/// `--default-ssl-certificate`: the Secret's certificate becomes the `_` entry of the
+/// mapping, served when no host's certificate matches the SNI. An unusable Secret is
+/// a Warning on it, and the proxy keeps its generated certificate.
+fn default_certificate(
+    index: &Index<'_>,
+    options: &TranslateOptions,
+    certificates: &mut Certificates,
+    ssl: &mut SslConfiguration,
+    events: &mut Events,
+) {
+    let Some((namespace, name)) = &options.default_ssl_certificate else {
+        return;
+    };
+    match certificates.load(index, namespace, name) {
+        Ok(cert) => {
+            ssl.certificates.insert(cert.uid.clone(), cert.pem.clone());
+            ssl.servers.insert(DEFAULT_SERVER.to_owned(), cert.uid.clone());
+        }
+        Err(why) => events.warn_on(
+            ObjectKind::Secret,
+            namespace,
+            name,
+            reason::INVALID_SECRET,
+            format!(
+                "--default-ssl-certificate {namespace}/{name} cannot be used: {why}; the generated certificate is served instead"
+            ),
+        ),
+    }
+}
+
+/// Host-wide annotations onto the servers: for each host, the first Ingress (in
+/// order) that sets a setting wins. An alias that is a server's name or another
+/// server's alias is left out (with a Warning unless it is the host itself).
+fn host_settings(
+    inputs: &[IngressInput<'_>],
+    servers: &mut BTreeMap<String, Server>,
+    events: &mut Events,
+) {
+    let mut claimed: HashSet<String> = servers.keys().cloned().collect();
+    for input in inputs.iter().filter(|i| !i.is_canary()) {
+        let anns = &input.annotations.server;
+        for rule in &input.rules {
+            let Some(server) = servers.get_mut(&rule.host) else {
+                continue;
+            };
+            if server.aliases.is_empty() {
+                for alias in anns.aliases.iter().filter(|a| **a != rule.host) {
+                    if claimed.insert(alias.clone()) {
+                        server.aliases.push(alias.clone());
+                    } else {
+                        events.warn(
+                            &input.reference,
+                            reason::ANNOTATION_IGNORED,
+                            format!(
+                                "alias {alias:?} of host {:?} is ignored: a server or another alias already has that name",
+                                rule.host
+                            ),
+                        );
+                    }
+                }
+            }
+            if server.ssl_ciphers.is_none() {
+                server.ssl_ciphers.clone_from(&anns.ssl_ciphers);
+            }
+            if server.ssl_prefer_server_ciphers.is_none() {
+                server.ssl_prefer_server_ciphers = anns.ssl_prefer_server_ciphers;
+            }
+            if server.certificate_auth.secret.is_none() && anns.certificate_auth.secret.is_some() {
+                server.certificate_auth = anns.certificate_auth.clone();
+            }
+        }
+    }
 }
 
 /// The hosts whose paths are regexes: those to which an Ingress with `use-regex` or
@@ -557,7 +726,7 @@ fn create_servers(
 fn regex_hosts(inputs: &[IngressInput<'_>], servers: &BTreeMap<String, Server>) -> HashSet<String> {
     let mut hosts = HashSet::new();
     for input in inputs.iter().filter(|i| !i.is_canary()) {
-        if !input.annotations.rewrite.uses_regex() {
+        if !input.annotations.location.rewrite.uses_regex() {
             continue;
         }
         for rule in &input.rules {
@@ -612,29 +781,35 @@ fn create_locations(
                     );
                     continue;
                 }
+                let mut cookie_hosts = vec![host.to_owned()];
                 if let Some(server) = servers.get_mut(host) {
-                    add_location(server, input, path);
+                    if add_location(server, input, path) && anns.server.redirect_from_to_www {
+                        server.redirect_from_to_www = true;
+                    }
+                    cookie_hosts.extend(server.aliases.iter().cloned());
                 }
-                apply_affinity(upstream, anns, host, &path.path);
+                apply_affinity(upstream, anns, &cookie_hosts, &path.path);
             }
         }
     }
 }
 
-fn add_location(server: &mut Server, input: &IngressInput<'_>, path: &PathRule) {
+/// Adds (or takes over the default location for) one path; false when an earlier
+/// Ingress has it.
+fn add_location(server: &mut Server, input: &IngressInput<'_>, path: &PathRule) -> bool {
     let existing = server
         .locations
         .iter_mut()
         .find(|l| l.path == path.path && comparable(l.path_type) == comparable(path.path_type));
     let location = match existing {
         // Taken by an earlier path: first wins.
-        Some(location) if !location.is_def_backend => return,
+        Some(location) if !location.is_def_backend => return false,
         // The host's default location: this path replaces it.
         Some(location) => location,
         None => {
             server.locations.push(Location::default());
             let Some(location) = server.locations.last_mut() else {
-                return;
+                return false;
             };
             location.path = path.path.clone();
             location.ingress_path = path.path.clone();
@@ -648,12 +823,14 @@ fn add_location(server: &mut Server, input: &IngressInput<'_>, path: &PathRule) 
     location.port = path.backend.port.clone();
     location.ingress = Some(input.reference.clone());
     apply_annotations(location, &input.annotations);
+    true
 }
 
 /// ingress-nginx's affinity bookkeeping: the first Ingress to set an affinity type or
 /// mode on a backend wins; every path with cookie affinity rewrites the cookie
-/// settings (the last one wins) and adds itself to the cookie's locations.
-fn apply_affinity(upstream: &mut Backend, anns: &IngressAnnotations, host: &str, path: &str) {
+/// settings (the last one wins) and adds itself to the cookie's locations, under its
+/// host and the host's aliases.
+fn apply_affinity(upstream: &mut Backend, anns: &IngressAnnotations, hosts: &[String], path: &str) {
     let config = &mut upstream.session_affinity_config;
     if config.name.is_empty() {
         config.name.clone_from(&anns.affinity.name);
@@ -667,12 +844,111 @@ fn apply_affinity(upstream: &mut Backend, anns: &IngressAnnotations, host: &str,
     let locations = std::mem::take(&mut config.cookie_session_affinity.locations);
     config.cookie_session_affinity = anns.affinity.cookie_session_affinity.clone();
     config.cookie_session_affinity.locations = locations;
-    let paths = config
-        .cookie_session_affinity
-        .locations
-        .entry(host.to_owned())
-        .or_default();
-    if !paths.iter().any(|p| p == path) {
-        paths.push(path.to_owned());
+    for host in hosts {
+        let paths = config
+            .cookie_session_affinity
+            .locations
+            .entry(host.clone())
+            .or_default();
+        if !paths.iter().any(|p| p == path) {
+            paths.push(path.to_owned());
+        }
+    }
+}
+
+/// `default-backend`: a location whose backend has no endpoints, or that has custom
+/// errors, gets `custom-default-backend-<namespace>-<service>`, a copy of its backend
+/// with the endpoints of the annotation's Service (first port), as its
+/// `defaultBackendUpstreamName`; without endpoints of its own, the location is served
+/// by it. A Service without endpoints changes nothing (ingress-nginx's rule).
+fn default_backends(
+    index: &Index<'_>,
+    inputs: &[IngressInput<'_>],
+    upstreams: &mut BTreeMap<String, Backend>,
+    servers: &mut BTreeMap<String, Server>,
+    events: &mut Events,
+) {
+    let by_ref: HashMap<(&str, &str), &IngressInput<'_>> = inputs
+        .iter()
+        .map(|i| {
+            (
+                (i.reference.namespace.as_str(), i.reference.name.as_str()),
+                i,
+            )
+        })
+        .collect();
+    for server in servers.values_mut() {
+        let default_server = server.hostname == DEFAULT_SERVER;
+        for location in &mut server.locations {
+            // `_`'s own `/` carries no Ingress's annotations (unless a catch-all).
+            if default_server && location.is_def_backend {
+                continue;
+            }
+            let Some(input) = location
+                .ingress
+                .as_ref()
+                .and_then(|r| by_ref.get(&(r.namespace.as_str(), r.name.as_str())))
+            else {
+                continue;
+            };
+            let Some(service_name) = &input.annotations.default_backend else {
+                continue;
+            };
+            if location.backend == DEFAULT_UPSTREAM {
+                continue;
+            }
+            let Some(primary) = upstreams.get(&location.backend) else {
+                continue;
+            };
+            let primary_empty = primary.endpoints.is_empty();
+            if !primary_empty && location.custom_http_errors.is_empty() {
+                continue;
+            }
+            let namespace = input.reference.namespace.as_str();
+            let Some(svc) = index.service(namespace, service_name) else {
+                continue;
+            };
+            let endpoints = first_port_endpoints(index, svc);
+            if endpoints.is_empty() {
+                continue;
+            }
+            let name = format!("custom-default-backend-{namespace}-{service_name}");
+            if name.len() > MAX_BACKEND_NAME_LEN || check_text(&name).is_err() {
+                events.warn(
+                    &input.reference,
+                    reason::ANNOTATION_IGNORED,
+                    format!(
+                        "annotation \"{}default-backend\" is ignored: the backend name would be longer than {MAX_BACKEND_NAME_LEN} bytes",
+                        annotations::PREFIX
+                    ),
+                );
+                continue;
+            }
+            if !upstreams.contains_key(&name) {
+                let port = svc
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.ports.as_ref())
+                    .and_then(|p| p.first())
+                    .map_or_else(IntOrString::default, |p| {
+                        IntOrString::Int(i64::from(p.port))
+                    });
+                let copy = Backend {
+                    name: name.clone(),
+                    port,
+                    service: Some(model_service(svc)),
+                    endpoints,
+                    no_server: false,
+                    traffic_shaping_policy: TrafficShapingPolicy::default(),
+                    alternative_backends: Vec::new(),
+                    ..primary.clone()
+                };
+                upstreams.insert(name.clone(), copy);
+            }
+            location.default_backend_upstream_name.clone_from(&name);
+            if primary_empty {
+                location.backend = name;
+            }
+        }
     }
 }

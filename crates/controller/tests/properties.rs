@@ -1,13 +1,16 @@
-//! Property test: arbitrary small sets of Ingresses, Services, EndpointSlices and
-//! Secrets, drawn from small alphabets that include hostile strings (control
-//! characters, directive breakers, bad regexes, over-long names), never panic the
-//! translation and always give a configuration that passes model validation.
+//! Property test: arbitrary small sets of Ingresses, Services, EndpointSlices,
+//! Secrets and ConfigMaps (global and referenced), drawn from small alphabets that
+//! include hostile strings (control characters, directive breakers, bad regexes,
+//! over-long names), never panic the translation and always give a configuration that
+//! passes model validation.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests: a panic is a failed assertion.
 
 use std::collections::BTreeMap;
 
 use gangplank_controller::k8s_openapi::ByteString;
-use gangplank_controller::k8s_openapi::api::core::v1::{Secret, Service, ServicePort, ServiceSpec};
+use gangplank_controller::k8s_openapi::api::core::v1::{
+    ConfigMap, Secret, Service, ServicePort, ServiceSpec,
+};
 use gangplank_controller::k8s_openapi::api::discovery::v1::{
     Endpoint, EndpointConditions, EndpointPort, EndpointSlice,
 };
@@ -123,8 +126,8 @@ fn ports() -> impl Strategy<Value = Option<ServiceBackendPort>> {
     ])
 }
 
-/// (annotation, ordinary values) for every annotation the translation reads, plus a
-/// snippet and one it does not read yet.
+/// (annotation, ordinary values) for the annotations the translation reads (those
+/// with cross-object effects, and a sample of the others), plus a snippet.
 const ANNOTATIONS: &[(&str, &[&str])] = &[
     ("load-balance", &["ewma", "round_robin", "chash"]),
     (
@@ -153,7 +156,48 @@ const ANNOTATIONS: &[(&str, &[&str])] = &[
     ("use-regex", &["true"]),
     ("rewrite-target", &["/", "/$1"]),
     ("configuration-snippet", &["return 200;\n"]),
-    ("auth-url", &["http://auth.example.com/"]),
+    (
+        "auth-url",
+        &["http://auth.example.com/", "https://$host/auth"],
+    ),
+    (
+        "auth-signin",
+        &["https://auth.example.com/start?rd=$request_uri"],
+    ),
+    ("auth-proxy-set-headers", &["headers", "default/headers"]),
+    ("auth-type", &["basic", "digest"]),
+    ("auth-secret", &["web", "default/web", "api"]),
+    ("auth-secret-type", &["auth-map", "auth-file"]),
+    ("auth-tls-secret", &["web", "api"]),
+    ("auth-tls-verify-client", &["optional_no_ca", "off"]),
+    ("proxy-ssl-secret", &["web"]),
+    ("proxy-ssl-verify", &["on"]),
+    (
+        "server-alias",
+        &[
+            "b.example.com",
+            "example.com, *.example.com",
+            "a.example.com",
+        ],
+    ),
+    ("from-to-www-redirect", &["true"]),
+    ("ssl-ciphers", &["HIGH:!aNULL"]),
+    ("custom-headers", &["headers", "ns/headers"]),
+    ("default-backend", &["web", "api"]),
+    ("custom-http-errors", &["404,503"]),
+    ("service-upstream", &["true"]),
+    ("whitelist-source-range", &["10.0.0.0/8, ::1"]),
+    ("limit-rps", &["10"]),
+    ("proxy-body-size", &["8m", "0"]),
+    ("proxy-read-timeout", &["120", "1m"]),
+    ("proxy-next-upstream", &["error timeout", "off"]),
+    ("permanent-redirect", &["https://example.com$request_uri"]),
+    ("app-root", &["/app"]),
+    ("enable-cors", &["true"]),
+    ("cors-allow-origin", &["https://a.example.com"]),
+    ("upstream-vhost", &["internal.example.com"]),
+    ("mirror-target", &["https://mirror.example.com$request_uri"]),
+    ("backend-protocol", &["GRPC", "https"]),
 ];
 
 const HOSTILE_VALUES: &[&str] = &[
@@ -212,7 +256,7 @@ prop_compose! {
         name in names(),
         classed in any::<bool>(),
         timestamp in prop::option::of(0i64..3),
-        annotations in prop::collection::vec(annotations(), 0..4),
+        annotations in prop::collection::vec(annotations(), 0..8),
         default_backend in prop::option::of((names(), ports())),
         rules in prop::collection::vec((hosts(), prop::option::of(prop::collection::vec(path_specs(), 0..4))), 0..4),
         tls in prop::collection::vec((prop::collection::vec(hosts(), 0..3), prop::option::of(names())), 0..3),
@@ -353,27 +397,99 @@ prop_compose! {
     fn secrets()(
         namespace in namespaces(),
         name in names(),
-        content in select(vec![0u8, 1, 2, 3]),
+        content in select(vec![0u8, 1, 2, 3, 4, 5]),
     ) -> Secret {
         let (crt, key) = match content {
-            0 => (CERT.as_bytes().to_vec(), KEY.as_bytes().to_vec()),
+            0 | 4 => (CERT.as_bytes().to_vec(), KEY.as_bytes().to_vec()),
             1 => (CERT.as_bytes().to_vec(), OTHER_KEY.as_bytes().to_vec()),
-            2 => (b"garbage".to_vec(), vec![0xff, 0xfe]),
+            2 | 5 => (b"garbage".to_vec(), vec![0xff, 0xfe]),
             _ => (CERT.trim_end().as_bytes().to_vec(), KEY.as_bytes().to_vec()),
         };
+        let mut data = BTreeMap::from([
+            ("tls.crt".to_owned(), ByteString(crt)),
+            ("tls.key".to_owned(), ByteString(key)),
+        ]);
+        // Credentials and a CA, usable (4) or not (5).
+        if content == 4 {
+            data.insert("auth".to_owned(), ByteString(b"alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n".to_vec()));
+            data.insert("ca.crt".to_owned(), ByteString(CERT.as_bytes().to_vec()));
+        }
+        if content == 5 {
+            data.insert("auth".to_owned(), ByteString(b"alice\n\xff:x".to_vec()));
+            data.insert("ca.crt".to_owned(), ByteString(b"-----BEGIN CERTIFICATE-----\n;\n".to_vec()));
+            data.insert("bob".to_owned(), ByteString(b"".to_vec()));
+        }
         Secret {
             metadata: ObjectMeta {
                 namespace: Some(namespace.to_owned()),
                 name: Some(name.to_owned()),
                 ..ObjectMeta::default()
             },
-            data: Some(BTreeMap::from([
-                ("tls.crt".to_owned(), ByteString(crt)),
-                ("tls.key".to_owned(), ByteString(key)),
-            ])),
+            data: Some(data),
             ..Secret::default()
         }
     }
+}
+
+/// ConfigMap data: ordinary keys and values, sometimes hostile ones.
+fn config_map_data() -> impl Strategy<Value = BTreeMap<String, String>> {
+    prop::collection::btree_map(
+        pick(
+            vec![
+                "X-Team",
+                "X-Frame-Options",
+                "proxy-body-size",
+                "load-balance",
+                "global-allowed-response-headers",
+                "proxy-set-headers",
+                "ssl-protocols",
+                "custom-http-errors",
+                "global-auth-url",
+            ],
+            vec!["Transfer-Encoding", "X Bad", "a\nb", "", "hsts-max-age"],
+        )
+        .prop_map(str::to_owned),
+        pick(
+            vec![
+                "1m",
+                "ewma",
+                "X-Team,X-Frame-Options",
+                "headers",
+                "TLSv1.3",
+                "404",
+                "https://auth.example.com/",
+                "edge",
+            ],
+            vec![
+                "",
+                "a\r\nb",
+                "GET;DELETE",
+                "99999999999999999999",
+                "300.0.0.1",
+                "ns/headers",
+                long('v', 5000),
+            ],
+        )
+        .prop_map(str::to_owned),
+        0..5,
+    )
+}
+
+fn config_maps() -> impl Strategy<Value = ConfigMap> {
+    (
+        namespaces(),
+        pick(vec!["headers"], vec!["", "a b"]),
+        config_map_data(),
+    )
+        .prop_map(|(namespace, name, data)| ConfigMap {
+            metadata: ObjectMeta {
+                namespace: Some(namespace.to_owned()),
+                name: Some(name.to_owned()),
+                ..ObjectMeta::default()
+            },
+            data: Some(data),
+            ..ConfigMap::default()
+        })
 }
 
 fn states() -> impl Strategy<Value = (ClusterState, TranslateOptions)> {
@@ -384,9 +500,22 @@ fn states() -> impl Strategy<Value = (ClusterState, TranslateOptions)> {
         prop::collection::vec(secrets(), 0..3),
         any::<bool>(),
         prop::option::of((namespaces(), names())),
+        (
+            prop::option::of(config_maps()),
+            prop::collection::vec(config_maps(), 0..2),
+            prop::option::of((namespaces(), names())),
+        ),
     )
         .prop_map(
-            |(ingresses, services, endpoint_slices, secrets, without_class, default)| {
+            |(
+                ingresses,
+                services,
+                endpoint_slices,
+                secrets,
+                without_class,
+                default,
+                (config_map, config_maps, default_certificate),
+            )| {
                 let state = ClusterState {
                     ingresses,
                     ingress_classes: vec![IngressClass {
@@ -402,11 +531,14 @@ fn states() -> impl Strategy<Value = (ClusterState, TranslateOptions)> {
                     services,
                     endpoint_slices,
                     secrets,
-                    config_map: None,
+                    config_map,
+                    config_maps,
                 };
                 let options = TranslateOptions {
                     watch_ingress_without_class: without_class,
                     default_backend_service: default.map(|(ns, n)| (ns.to_owned(), n.to_owned())),
+                    default_ssl_certificate: default_certificate
+                        .map(|(ns, n)| (ns.to_owned(), n.to_owned())),
                     ..TranslateOptions::default()
                 };
                 (state, options)

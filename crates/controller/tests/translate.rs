@@ -443,3 +443,272 @@ spec:
         "a"
     );
 }
+
+fn denied_locations(t: &gangplank_controller::Translation, host: &str) -> Vec<(String, bool)> {
+    server(&t.configuration, host)
+        .locations
+        .iter()
+        .map(|l| (l.path.clone(), l.denied.is_some()))
+        .collect()
+}
+
+#[test]
+fn annotations_become_location_and_host_policies() {
+    use gangplank_model::policy::{AuthType, BackendProtocol, Satisfy, VerifyClient};
+    let t = translate_fixture("annotations", &options());
+    assert!(t.events.is_empty(), "{:#?}", t.events);
+    let config = &t.configuration;
+
+    // Host-wide: aliases (lowercase), www redirect, ciphers; the alias the
+    // certificate names shares it.
+    let app = server(config, "app.example.com");
+    assert_eq!(app.aliases, ["www.example.com", "shop.example.net"]);
+    assert!(app.redirect_from_to_www);
+    assert_eq!(app.ssl_prefer_server_ciphers, Some(true));
+    let certs = &config.ssl_configuration.servers;
+    assert_eq!(certs["app.example.com"], "shop-shop-tls");
+    assert_eq!(certs["www.example.com"], "shop-shop-tls");
+    assert!(!certs.contains_key("shop.example.net"));
+
+    let cart = location(app, "/cart");
+    assert_eq!(cart.backend_protocol, BackendProtocol::Https);
+    assert_eq!(cart.proxy.body_size.unwrap().bytes(), 8 << 20);
+    assert_eq!(cart.proxy.read_timeout.unwrap().as_millis(), 120_000);
+    assert!(cart.proxy_ssl.verify && cart.proxy_ssl.key_pem.is_some());
+    assert_eq!(cart.redirect.force_ssl_redirect, Some(true));
+    assert!(cart.cors_config.enabled);
+    assert_eq!(cart.custom_headers.headers["X-Shop"], "v1; build=42");
+    assert_eq!(cart.allowlist.cidrs.len(), 3);
+    assert_eq!(cart.rate_limit.rps_burst(), 60);
+    assert_eq!(cart.satisfy, Satisfy::Any);
+    assert!(!cart.logs.access);
+    assert!(cart.mirror.target.is_some());
+    // The host's `/` is the storefront's own path, with the same policies.
+    assert_eq!(location(app, "/").proxy, cart.proxy);
+    // Cookie affinity covers the aliases too.
+    let web = backend(config, "shop-web-80");
+    let cookie_hosts: Vec<&str> = web
+        .session_affinity_config
+        .cookie_session_affinity
+        .locations
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        cookie_hosts,
+        ["app.example.com", "shop.example.net", "www.example.com"]
+    );
+    // The ConfigMap's load-balance is the default; an annotation overrides it.
+    assert_eq!(web.load_balance, Some(LoadBalance::Ewma));
+    assert_eq!(
+        backend(config, "shop-grpc-grpc").load_balance,
+        Some(LoadBalance::RoundRobin)
+    );
+
+    let admin = server(config, "admin.example.com");
+    let root = location(admin, "/");
+    assert_eq!(root.basic_digest_auth.auth_type, Some(AuthType::Basic));
+    assert_eq!(root.basic_digest_auth.credentials.len(), 2);
+    assert!(!root.enable_global_auth);
+    assert!(cart.enable_global_auth);
+    assert_eq!(root.certificate_auth.verify_client, VerifyClient::Optional);
+    assert_eq!(admin.certificate_auth, root.certificate_auth);
+
+    let login = location(server(config, "login.example.com"), "/");
+    assert_eq!(login.external_auth.signin_redirect_param(), "return_to");
+    assert_eq!(
+        login.external_auth.proxy_set_headers["X-Auth-Origin"],
+        "gangplank"
+    );
+    let moved = location(server(config, "old.example.com"), "/");
+    assert_eq!(
+        moved.redirect.location_redirect(),
+        Some((308, "https://new.example.com$request_uri"))
+    );
+
+    // default-backend: the location without endpoints is served by the copy; the one
+    // with endpoints keeps its backend and uses the copy for its custom errors.
+    let status = server(config, "status.example.com");
+    let empty = location(status, "/empty");
+    assert_eq!(empty.backend, "custom-default-backend-shop-errors");
+    assert_eq!(
+        empty.default_backend_upstream_name,
+        "custom-default-backend-shop-errors"
+    );
+    let with_endpoints = location(status, "/web");
+    assert_eq!(with_endpoints.backend, "shop-web-80");
+    assert_eq!(with_endpoints.custom_http_errors, [404, 503]);
+    assert_eq!(
+        with_endpoints.default_backend_upstream_name,
+        "custom-default-backend-shop-errors"
+    );
+    let errors = backend(config, "custom-default-backend-shop-errors");
+    assert_eq!(errors.endpoints.len(), 1);
+    assert_eq!(errors.endpoints[0].address, "10.1.3.1");
+
+    // service-upstream: the ClusterIP and the Service port, not the pods.
+    let grpc = backend(config, "shop-grpc-grpc");
+    let endpoints: Vec<String> = grpc
+        .endpoints
+        .iter()
+        .map(|e| format!("{}:{}", e.address, e.port))
+        .collect();
+    assert_eq!(endpoints, ["10.96.1.4:50051"]);
+
+    insta::assert_json_snapshot!(for_snapshot(t));
+}
+
+#[test]
+fn hostile_annotations_deny_only_their_ingress() {
+    let t = translate_fixture("hostile_annotations", &options());
+    let host = "hostile.example.com";
+    for (path, denied) in denied_locations(&t, host) {
+        let clean = path == "/" || path == "/clean";
+        assert_eq!(denied, !clean, "{path}");
+    }
+    let clean = location(server(&t.configuration, host), "/clean");
+    assert_eq!(clean.proxy.body_size.unwrap().bytes(), 2 << 20);
+    // Each hostile Ingress has its Warning, naming an annotation it set.
+    let ingresses: std::collections::BTreeSet<&str> = t
+        .events
+        .iter()
+        .filter(|e| e.reason == reason::INVALID_ANNOTATION)
+        .map(|e| e.name.as_str())
+        .collect();
+    let denied_paths = denied_locations(&t, host)
+        .into_iter()
+        .filter(|(_, denied)| *denied)
+        .count();
+    assert_eq!(ingresses.len(), denied_paths);
+    assert!(!ingresses.contains("clean"));
+    for event in &t.events {
+        assert_eq!(event.kind, EventKind::Warning);
+        assert!(
+            event.message.contains("nginx.ingress.kubernetes.io/"),
+            "{event:?}"
+        );
+    }
+    let view: Vec<serde_json::Value> = server(&t.configuration, host)
+        .locations
+        .iter()
+        .map(|l| serde_json::json!({"path": l.path, "denied": l.denied}))
+        .collect();
+    insta::assert_json_snapshot!(serde_json::json!({
+        "locations": view,
+        "events": t.events,
+    }));
+}
+
+#[test]
+fn global_configmap_becomes_general() {
+    use gangplank_controller::ObjectKind;
+    let t = translate_fixture("configmap", &options());
+    let general = &t.configuration.general;
+    assert_eq!(general.proxy_body_size().bytes(), 20 << 20);
+    assert_eq!(general.proxy_read_timeout().as_secs(), 300);
+    assert_eq!(
+        general.proxy_send_timeout().as_secs(),
+        60,
+        "invalid: default"
+    );
+    assert_eq!(general.keep_alive_requests(), 1000, "invalid: default");
+    assert!(general.hsts(), "invalid: default");
+    assert_eq!(general.proxy_set_headers().unwrap()["X-Team"], "edge");
+    assert!(general.global_auth().is_some());
+    // Locations leave the ConfigMap defaults to `general`.
+    let app = location(server(&t.configuration, "app.example.com"), "/");
+    assert_eq!(app.proxy, Default::default());
+    assert_eq!(app.redirect, Default::default());
+    assert_eq!(
+        backend(&t.configuration, "default-app-80").load_balance,
+        Some(LoadBalance::Ewma)
+    );
+    assert_eq!(
+        backend(&t.configuration, "default-legacy-80").load_balance,
+        Some(LoadBalance::RoundRobin)
+    );
+    // The built-in default backend is not an Ingress backend.
+    assert_eq!(
+        backend(&t.configuration, "upstream-default-backend").load_balance,
+        None
+    );
+    let keys: Vec<&str> = t
+        .events
+        .iter()
+        .map(|e| {
+            assert_eq!(e.object_kind, ObjectKind::ConfigMap);
+            assert_eq!(e.reason, reason::INVALID_CONFIGURATION);
+            assert_eq!(
+                (e.namespace.as_str(), e.name.as_str()),
+                ("ingress-nginx", "ingress-nginx-controller")
+            );
+            e.message.split('"').nth(1).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "add-headers",
+            "block-cidrs",
+            "global-auth-method",
+            "gzip-level",
+            "hsts",
+            "keep-alive-requests",
+            "limit-req-status-code",
+            "proxy-send-timeout",
+            "ssl-ciphers",
+        ]
+    );
+    insta::assert_json_snapshot!(serde_json::json!({
+        "general": t.configuration.general,
+        "events": t.events,
+    }));
+}
+
+#[test]
+fn default_ssl_certificate_is_the_default_server_certificate() {
+    use gangplank_controller::ObjectKind;
+    let with = |secret: &str| TranslateOptions {
+        default_ssl_certificate: Some(("tls".into(), secret.into())),
+        ..options()
+    };
+    let t = translate_fixture("tls", &with("org"));
+    let ssl = &t.configuration.ssl_configuration;
+    assert_eq!(ssl.servers["_"], "tls-org");
+    assert!(ssl.certificates.contains_key("tls-org"));
+    // Host mappings are unchanged.
+    let plain = translate_fixture("tls", &options());
+    let mut expected = plain.configuration.ssl_configuration.servers.clone();
+    expected.insert("_".into(), "tls-org".into());
+    assert_eq!(ssl.servers, expected);
+    assert_eq!(t.events, plain.events);
+
+    // An unusable Secret: no `_` entry (the proxy's generated certificate), and a
+    // Warning on the Secret.
+    let broken = translate_fixture("tls", &with("broken"));
+    assert!(
+        !broken
+            .configuration
+            .ssl_configuration
+            .servers
+            .contains_key("_")
+    );
+    let missing = translate_fixture("tls", &with("missing"));
+    let secret_events: Vec<_> = broken
+        .events
+        .iter()
+        .chain(&missing.events)
+        .filter(|e| e.object_kind == ObjectKind::Secret)
+        .collect();
+    assert_eq!(secret_events.len(), 2, "{secret_events:#?}");
+    assert!(
+        secret_events
+            .iter()
+            .all(|e| e.reason == reason::INVALID_SECRET && e.namespace == "tls")
+    );
+    insta::assert_json_snapshot!(serde_json::json!({
+        "servers": ssl.servers,
+        "certificates": ssl.certificates.keys().collect::<Vec<_>>(),
+        "events": secret_events,
+    }));
+}

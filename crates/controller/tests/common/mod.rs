@@ -1,8 +1,15 @@
 //! Test support: YAML fixtures (multi-document manifests) into a `ClusterState`.
+//!
+//! A ConfigMap labelled `test.gangplank.io/global: "true"` is the global one
+//! (`--configmap`); the others are referenced ones (`custom-headers`,
+//! `proxy-set-headers`...).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)] // Test support: a panic is a failed assertion.
 
 use gangplank_controller::{ClusterState, TranslateOptions, Translation, translate};
 use serde::Deserialize;
+
+/// The label that makes a fixture's ConfigMap the global one.
+pub const GLOBAL_LABEL: &str = "test.gangplank.io/global";
 
 /// Parses every document of `yaml` into the state, by `kind`.
 pub fn load(yaml: &str) -> ClusterState {
@@ -23,7 +30,16 @@ pub fn load(yaml: &str) -> ClusterState {
                 .endpoint_slices
                 .push(serde_json::from_value(value).unwrap()),
             "Secret" => state.secrets.push(serde_json::from_value(value).unwrap()),
-            "ConfigMap" => state.config_map = Some(serde_json::from_value(value).unwrap()),
+            "ConfigMap" => {
+                let global = value["metadata"]["labels"][GLOBAL_LABEL].as_str() == Some("true");
+                let config_map = serde_json::from_value(value).unwrap();
+                if global {
+                    assert!(state.config_map.is_none(), "two global ConfigMaps");
+                    state.config_map = Some(config_map);
+                } else {
+                    state.config_maps.push(config_map);
+                }
+            }
             other => panic!("unexpected kind {other}"),
         }
     }
@@ -45,15 +61,38 @@ pub fn translate_fixture(name: &str, options: &TranslateOptions) -> Translation 
     translation
 }
 
-/// The translation as reviewed in snapshots: PEM bundles shortened to their size.
+fn shorten(pem: &mut String) {
+    *pem = format!("<PEM, {} bytes>", pem.len());
+}
+
+/// The translation as reviewed in snapshots: PEM bundles (certificates, and the CAs,
+/// CRLs and keys of `auth-tls-*` and `proxy-ssl-*`) shortened to their size.
 pub fn for_snapshot(mut translation: Translation) -> Translation {
-    for pem in translation
-        .configuration
+    let config = &mut translation.configuration;
+    config
         .ssl_configuration
         .certificates
         .values_mut()
-    {
-        *pem = format!("<PEM, {} bytes>", pem.len());
+        .for_each(shorten);
+    for server in &mut config.servers {
+        let tls = &mut server.certificate_auth;
+        tls.ca_pem
+            .iter_mut()
+            .chain(&mut tls.crl_pem)
+            .for_each(shorten);
+        for location in &mut server.locations {
+            let tls = &mut location.certificate_auth;
+            tls.ca_pem
+                .iter_mut()
+                .chain(&mut tls.crl_pem)
+                .for_each(shorten);
+            let ssl = &mut location.proxy_ssl;
+            ssl.ca_pem
+                .iter_mut()
+                .chain(&mut ssl.cert_pem)
+                .chain(&mut ssl.key_pem)
+                .for_each(shorten);
+        }
     }
     translation
 }
