@@ -65,18 +65,44 @@ pub struct ProxyArgs {
     log_format: LogFormat,
 }
 
+impl ProxyArgs {
+    /// The admin socket path.
+    pub fn admin_socket(&self) -> &std::path::Path {
+        &self.admin_socket
+    }
+
+    /// The `--controller-class` value.
+    pub fn controller_class(&self) -> &str {
+        &self.controller_class
+    }
+}
+
+/// A task started next to the proxy once its admin socket is bound.
+type Companion = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 /// Runs until SIGTERM or SIGINT.
 pub fn run(args: ProxyArgs) -> anyhow::Result<ExitCode> {
+    run_with(args, || async {})
+}
+
+/// Runs the proxy until SIGTERM or SIGINT, with `companion` (the standalone mode's
+/// controller) started as a task once the admin socket is bound.
+pub fn run_with<F, Fut>(args: ProxyArgs, companion: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     logging::init(args.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve_until_signal(args))?;
+    let companion: Companion = Box::pin(companion());
+    runtime.block_on(serve_until_signal(args, companion))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve_until_signal(args: ProxyArgs) -> anyhow::Result<()> {
+async fn serve_until_signal(args: ProxyArgs, companion: Companion) -> anyhow::Result<()> {
     let store = match &args.state_dir {
         None => Store::in_memory(),
         Some(dir) => {
@@ -182,7 +208,10 @@ async fn serve_until_signal(args: ProxyArgs) -> anyhow::Result<()> {
         )));
     }
 
+    let companion = tokio::spawn(companion);
+
     wait_for_signal().await?;
+    companion.abort();
     tracing::info!("shutting down: draining in-flight requests");
     state.status.set_draining(true);
     // The admin API stays up while the proxy drains, so /healthz reports 503.

@@ -43,6 +43,12 @@ pub fn free_port() -> SocketAddr {
 
 impl Gangplank {
     pub async fn start() -> Gangplank {
+        Gangplank::start_with("proxy", &[]).await
+    }
+
+    /// Starts `gangplank <subcommand>` (`proxy` or `standalone`) with the proxy flags
+    /// on free ports, plus `extra` flags.
+    pub async fn start_with(subcommand: &str, extra: &[&str]) -> Gangplank {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("admin.sock");
         let http = free_port();
@@ -50,7 +56,8 @@ impl Gangplank {
         let metrics = free_port();
         let stdout = dir.path().join("stdout.log");
         let child = Command::new(BIN)
-            .arg("proxy")
+            .arg(subcommand)
+            .args(extra)
             .arg("--admin-socket")
             .arg(&socket)
             .args([
