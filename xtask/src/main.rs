@@ -9,8 +9,11 @@
 //! - `bench [proxy] [--rounds N] [--duration S]`: Gangplank vs nginx side by side
 //!   (installs nginx and wrk when missing, builds the release binary); see [`bench`].
 //! - `bench criterion [criterion args]`: the criterion benchmarks of `benches/`.
+//! - `demo [--release] [--check]`: Gangplank on its embedded default (manifest
+//!   directory `examples/quickstart`, local echo upstreams); see [`demo`].
 
 mod bench;
+mod demo;
 
 use std::process::{Command, ExitCode};
 
@@ -24,8 +27,9 @@ fn main() -> ExitCode {
         "test" => test(),
         "ci" => ci(),
         "bench" => bench_task(rest),
+        "demo" => demo::run(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <test|ci|bench> [args]; cargo xtask bench --help");
+            println!("usage: cargo xtask <test|ci|bench|demo> [args]; cargo xtask bench --help");
             Ok(())
         }
         other => Err(format!("unknown task {other:?}; try `cargo xtask help`")),
