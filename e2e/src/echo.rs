@@ -7,6 +7,12 @@
 //! - any request with `Upgrade:`: answers `101` and echoes the upgraded byte stream.
 //! - any request with a body: the answer reports its length (`bodyLength`), so large
 //!   streamed uploads can be checked without echoing them back.
+//!
+//! With an [`Identity`] (given to [`EchoServer::start_as`], or read by
+//! [`EchoServer::start`] from `POD_NAMESPACE`, `SERVICE_NAME` and `POD_NAME`, which is
+//! how the `echo` binary gets it), the answer also names the namespace, Service and Pod
+//! it belongs to, so the end-to-end suite can tell which Service answered on any
+//! cluster.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -41,6 +47,39 @@ pub struct Echo {
     pub headers: BTreeMap<String, String>,
     /// Length of the request body.
     pub body_length: u64,
+    /// The namespace of the Service this instance belongs to, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    /// The Service this instance belongs to, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The Pod name, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<String>,
+}
+
+/// Where an echo instance belongs: reported in every answer when set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Identity {
+    /// The namespace of the Service.
+    pub namespace: Option<String>,
+    /// The Service name.
+    pub service: Option<String>,
+    /// The Pod name.
+    pub pod: Option<String>,
+}
+
+impl Identity {
+    /// From the environment: `POD_NAMESPACE`, `SERVICE_NAME`, `POD_NAME` (unset or
+    /// empty variables are left out).
+    pub fn from_env() -> Identity {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        Identity {
+            namespace: var("POD_NAMESPACE"),
+            service: var("SERVICE_NAME"),
+            pod: var("POD_NAME"),
+        }
+    }
 }
 
 /// A running echo server; stops when dropped.
@@ -54,7 +93,20 @@ pub struct EchoServer {
 
 impl EchoServer {
     /// Starts an echo server named `instance` on `addr` (use port 0 for any).
+    /// It reports the [`Identity`] of its environment ([`Identity::from_env`]), which is
+    /// empty unless `POD_NAMESPACE`, `SERVICE_NAME` or `POD_NAME` are set (the `echo`
+    /// binary in a Pod, or started by the end-to-end suite).
     pub async fn start(instance: &str, addr: SocketAddr) -> std::io::Result<EchoServer> {
+        EchoServer::start_as(instance, Identity::from_env(), addr).await
+    }
+
+    /// Starts an echo server named `instance` that reports `identity` in its answers.
+    pub async fn start_as(
+        instance: &str,
+        identity: Identity,
+        addr: SocketAddr,
+    ) -> std::io::Result<EchoServer> {
+        let identity = Arc::new(identity);
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let instance: Arc<str> = Arc::from(instance);
@@ -69,11 +121,12 @@ impl EchoServer {
                 };
                 accepted.fetch_add(1, Ordering::Relaxed);
                 let instance = instance.clone();
+                let identity = identity.clone();
                 let counter = counter.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         counter.fetch_add(1, Ordering::Relaxed);
-                        answer(instance.clone(), req)
+                        answer(instance.clone(), identity.clone(), req)
                     });
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -113,6 +166,7 @@ impl Drop for EchoServer {
 
 async fn answer(
     instance: Arc<str>,
+    identity: Arc<Identity>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.headers().contains_key(http::header::UPGRADE) {
@@ -181,6 +235,9 @@ async fn answer(
             .collect(),
         path,
         body_length: 0,
+        namespace: identity.namespace.clone(),
+        service: identity.service.clone(),
+        pod: identity.pod.clone(),
     };
     let mut body = req.into_body();
     let mut length = 0u64;

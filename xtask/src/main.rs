@@ -5,15 +5,26 @@
 //! - `test`: the whole test suite (`cargo nextest run --workspace`, or `cargo test`
 //!   when nextest is not installed), then the doc tests.
 //! - `ci`: what CI runs: `cargo fmt --check`, `cargo clippy --workspace
-//!   --all-targets -- -D warnings`, then `test`.
+//!   --all-targets -- -D warnings`, then `test`, then the local `e2e` suite.
 //! - `bench [proxy] [--rounds N] [--duration S]`: Gangplank vs nginx side by side
 //!   (installs nginx and wrk when missing, builds the release binary); see [`bench`].
 //! - `bench criterion [criterion args]`: the criterion benchmarks of `benches/`.
 //! - `demo [--release] [--check]`: Gangplank on its embedded default (manifest
 //!   directory `examples/quickstart`, local echo upstreams); see [`demo`].
+//! - `e2e [--driver local|kind] [--filter X]`: the end-to-end scenario suite; see [`e2e`].
+//!   The kind cluster it runs on is set up and torn down by [`kind`].
+//! - `manifests [--check]`: `deploy/gangplank.yaml` rendered from the Helm chart
+//!   `charts/gangplank` with `helm template`; see [`manifests`].
+//! - `dist [--target T] [--tag T] [--no-image]`: release binary with its checksum in
+//!   `target/dist/`, and the container image when Docker is available; see [`dist`].
 
 mod bench;
 mod demo;
+mod dist;
+mod e2e;
+mod kind;
+mod manifests;
+mod tools;
 
 use std::process::{Command, ExitCode};
 
@@ -28,8 +39,14 @@ fn main() -> ExitCode {
         "ci" => ci(),
         "bench" => bench_task(rest),
         "demo" => demo::run(rest),
+        "e2e" => e2e::run(rest),
+        "manifests" => manifests::run(rest),
+        "dist" => dist::run(rest),
         "help" | "--help" | "-h" => {
-            println!("usage: cargo xtask <test|ci|bench|demo> [args]; cargo xtask bench --help");
+            println!(
+                "usage: cargo xtask <test|ci|bench|demo|e2e|manifests|dist> [args]; \
+                 cargo xtask bench --help"
+            );
             Ok(())
         }
         other => Err(format!("unknown task {other:?}; try `cargo xtask help`")),
@@ -94,7 +111,8 @@ fn ci() -> Result<(), String> {
         "warnings",
     ]);
     run(c)?;
-    test()
+    test()?;
+    e2e::run(&[])
 }
 
 /// `bench criterion [args]` runs the criterion benchmarks; anything else (`bench`,
