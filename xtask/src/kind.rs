@@ -22,9 +22,6 @@
 //! (to anything but `0` or `false`): then it is kept for a look, and reused by the
 //! next run. A failing [`up`] leaves the cluster as it is, for the same reasons.
 
-// Until `cargo xtask e2e --kind` (xtask/src/e2e.rs) calls `up` and `down`.
-#![allow(dead_code)]
-
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
