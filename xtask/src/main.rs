@@ -5,7 +5,7 @@
 //! - `test`: the whole test suite (`cargo nextest run --workspace`, or `cargo test`
 //!   when nextest is not installed), then the doc tests.
 //! - `ci`: what CI runs: `cargo fmt --check`, `cargo clippy --workspace
-//!   --all-targets -- -D warnings`, then `test`, then the local `e2e` suite.
+//!   --all-targets -- -D warnings`, then `test`, the local `e2e` suite and `demo --check`.
 //! - `bench [proxy] [--rounds N] [--duration S]`: Gangplank vs nginx side by side
 //!   (installs nginx and wrk when missing, builds the release binary); see [`bench`].
 //! - `bench criterion [criterion args]`: the criterion benchmarks of `benches/`.
@@ -112,7 +112,9 @@ fn ci() -> Result<(), String> {
     ]);
     run(c)?;
     test()?;
-    e2e::run(&[])
+    e2e::run(&[])?;
+    // The README's first command keeps working.
+    demo::run(&["--check".to_owned()])
 }
 
 /// `bench criterion [args]` runs the criterion benchmarks; anything else (`bench`,
