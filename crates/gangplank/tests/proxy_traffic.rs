@@ -338,7 +338,10 @@ fn peak_rss_kib(pid: u32) -> u64 {
 async fn large_bodies_stream_without_buffering() {
     let g = Gangplank::start().await;
     let upstreams = echoes(1).await;
-    g.apply(one_route("h", &[upstreams[0].addr()])).await;
+    let mut config = one_route("h", &[upstreams[0].addr()]);
+    // `proxy-body-size: 0` (unlimited): the default 1m answers 413 to this upload.
+    config["servers"][0]["locations"][0]["proxy"] = json!({"bodySize": "0"});
+    g.apply(config).await;
     let before = peak_rss_kib(g.child.id());
     let stream = tokio::net::TcpStream::connect(g.http).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))

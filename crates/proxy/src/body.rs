@@ -164,20 +164,26 @@ impl Body for ProxyBody {
 pub enum RequestBody {
     /// The client's body, streamed.
     Client(Incoming),
+    /// The client's body, streamed and counted against `proxy-body-size` (its length
+    /// was not declared up front).
+    Limited(crate::policy::LimitedBody),
     /// No body (requests without one can be retried freely).
     Empty,
 }
 
 impl Body for RequestBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = crate::policy::BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, crate::policy::BodyError>>> {
         match self.get_mut() {
-            RequestBody::Client(body) => Pin::new(body).poll_frame(cx),
+            RequestBody::Client(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(crate::policy::BodyError::Client),
+            RequestBody::Limited(body) => Pin::new(body).poll_frame(cx),
             RequestBody::Empty => Poll::Ready(None),
         }
     }
@@ -185,6 +191,7 @@ impl Body for RequestBody {
     fn is_end_stream(&self) -> bool {
         match self {
             RequestBody::Client(body) => body.is_end_stream(),
+            RequestBody::Limited(body) => body.is_end_stream(),
             RequestBody::Empty => true,
         }
     }
@@ -192,6 +199,7 @@ impl Body for RequestBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             RequestBody::Client(body) => body.size_hint(),
+            RequestBody::Limited(body) => body.size_hint(),
             RequestBody::Empty => SizeHint::with_exact(0),
         }
     }

@@ -59,8 +59,16 @@ pub async fn handle(
     Ok(match proxy(&ctx, client, request, &mut record).await {
         Ok(mut response) => {
             record.status = response.status().as_u16();
-            if let ProxyBody::Upstream { recorder, .. } = response.body_mut() {
-                *recorder = Some(Recorder::new(record, started, telemetry));
+            match response.body_mut() {
+                ProxyBody::Upstream { recorder, .. } => {
+                    *recorder = Some(Recorder::new(record, started, telemetry));
+                }
+                // The proxy's own answers (policy redirects, 401, 204 preflights).
+                ProxyBody::Full(bytes) => {
+                    record.body_bytes_sent = bytes.as_ref().map_or(0, |b| b.len() as u64);
+                    record.duration = started.elapsed();
+                    telemetry.record(*record);
+                }
             }
             response.body_mut().settle_if_complete();
             response
@@ -96,7 +104,8 @@ fn new_record(request: &Request<Incoming>, client: &ClientInfo) -> RequestRecord
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or(0);
     RequestRecord {
-        time: SystemTime::now(),
+        // Set when the line is logged, as nginx's `$time_local` (see `Telemetry::record`).
+        time: SystemTime::UNIX_EPOCH,
         duration: Duration::ZERO,
         remote_addr: client.remote.ip(),
         method: request.method().clone(),
@@ -155,6 +164,25 @@ async fn proxy(
         tracing::warn!(host, path = %location.source.path, %reason, "location denied by an invalid annotation");
         return Err(StatusCode::SERVICE_UNAVAILABLE);
     }
+    // Request policies (`crate::policy`): access control, redirects, authentication,
+    // CORS, body size, rewrites; they may answer the request themselves.
+    let mut client = client;
+    let verdict = crate::policy::admit(
+        location,
+        &snapshot.certificates,
+        &request,
+        &mut client,
+        host,
+        &path,
+    )
+    .await;
+    // The real client address (`use-forwarded-headers`) is nginx's `$remote_addr`.
+    record.remote_addr = client.remote.ip();
+    let admitted = match verdict {
+        crate::policy::Verdict::Proceed(admitted) => admitted,
+        crate::policy::Verdict::Answer(response) => return Ok(response),
+        crate::policy::Verdict::Reject(status) => return Err(status),
+    };
     // The catch-all location of a server whose default backend has no endpoints is
     // answered by the built-in default backend: 404, as ingress-nginx's 127.0.0.1:8181.
     let builtin_default = || {
@@ -238,11 +266,12 @@ async fn proxy(
             .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
     };
     headers::to_upstream(&mut parts.headers, &send_host, &client);
+    admitted.upstream_request(&mut parts);
     record.request_id = parts.headers.get("x-request-id").cloned();
     let body = if body_is_empty(&parts.method, &body) {
         RequestBody::Empty
     } else {
-        RequestBody::Client(body)
+        admitted.request_body(body)
     };
     let mut upstream_request = Request::from_parts(parts, body);
 
@@ -303,6 +332,7 @@ async fn proxy(
                 }
                 let (mut parts, body) = response.into_parts();
                 headers::to_client(&mut parts.headers, switching);
+                admitted.decorate(&mut parts.headers);
                 if let Some(value) = &pick.set_cookie {
                     let server_name = route.server.hostname.as_str();
                     let cookie_host = crate::headers::host_without_port(host);
@@ -341,6 +371,9 @@ async fn proxy(
                 ));
             }
             Err(failed) => {
+                if crate::policy::too_large(&failed.error) {
+                    return Err(StatusCode::PAYLOAD_TOO_LARGE);
+                }
                 tracing::warn!(backend = %backend.name(), endpoint = %addr, error = %failed.error, "upstream failed");
                 // A failure counts as the slowest possible answer, so EWMA stops
                 // preferring an endpoint that refuses connections (ingress-nginx

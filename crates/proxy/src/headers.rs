@@ -5,8 +5,14 @@
 //! `X-Original-Forwarded-For/-Host` (the client's own values), no `Proxy` header
 //! (httpoxy), and no hop-by-hop headers (RFC 9110 §7.6.1) except the `Upgrade`
 //! handshake. Responses lose their hop-by-hop headers and carry `Server: gangplank`.
+//!
+//! With `use-forwarded-headers` / `enable-real-ip`, the request policies
+//! (`crate::policy`) replace the client address by the real one from trusted peers
+//! and record the trusted `X-Forwarded-*` values in [`ClientInfo::forwarded`]; the
+//! headers sent upstream follow them (`X-Real-IP` and `X-Forwarded-For` carry the real
+//! address, or the full chain with `compute-full-forwarded-for`).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -21,6 +27,37 @@ pub struct ClientInfo {
     pub local_port: u16,
     /// True when the connection is TLS.
     pub https: bool,
+    /// What trusted forwarded headers said, when they said anything (set per request
+    /// by the request policies; `None` on the fast path).
+    pub forwarded: Option<Box<Forwarded>>,
+}
+
+/// Values taken from a trusted peer's forwarded headers (ingress-nginx's
+/// `$realip_remote_addr`, `$pass_access_scheme`, `$best_http_host`, `$pass_port`,
+/// `$full_x_forwarded_for`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Forwarded {
+    /// The connection's peer, when the client address came from a header.
+    pub peer: Option<IpAddr>,
+    /// `X-Forwarded-Proto` (`http` or `https`).
+    pub proto: Option<HeaderValue>,
+    /// The first `X-Forwarded-Host`.
+    pub host: Option<HeaderValue>,
+    /// `X-Forwarded-Port`.
+    pub port: Option<HeaderValue>,
+    /// The `X-Forwarded-For` to send upstream (incoming chain plus the peer).
+    pub full_for: Option<HeaderValue>,
+}
+
+impl ClientInfo {
+    /// True when the client's scheme is https: the trusted `X-Forwarded-Proto`, else
+    /// the connection's.
+    pub fn is_https(&self) -> bool {
+        match self.forwarded.as_ref().and_then(|f| f.proto.as_ref()) {
+            Some(proto) => proto.as_bytes().eq_ignore_ascii_case(b"https"),
+            None => self.https,
+        }
+    }
 }
 
 impl ClientInfo {
@@ -33,6 +70,7 @@ impl ClientInfo {
             remote_ip,
             local_port,
             https,
+            forwarded: None,
         }
     }
 }
@@ -101,27 +139,41 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
 ///
 /// `host` is the value to send as `Host` (`$best_http_host`, or `upstream-vhost`).
 pub fn to_upstream(headers: &mut HeaderMap, host: &HeaderValue, client: &ClientInfo) {
+    // Room for the forwarded headers below, so the map grows at most once.
+    headers.reserve(10);
     let upgrade = strip_hop_by_hop(headers);
     headers.remove(&PROXY);
 
-    let scheme = if client.https {
-        HeaderValue::from_static("https")
-    } else {
-        HeaderValue::from_static("http")
+    let forwarded = client.forwarded.as_deref();
+    let scheme = match forwarded.and_then(|f| f.proto.clone()) {
+        Some(proto) => proto,
+        None if client.https => HeaderValue::from_static("https"),
+        None => HeaderValue::from_static("http"),
     };
     let original_host = headers.get(&X_FORWARDED_HOST).cloned();
     let original_for = headers.remove(&X_FORWARDED_FOR);
     let remote = client.remote_ip.clone();
-    let port = if client.https { 443 } else { client.local_port };
+    let port = match forwarded.and_then(|f| f.port.clone()) {
+        Some(port) => port,
+        None => HeaderValue::from(if client.https { 443 } else { client.local_port }),
+    };
 
     headers.insert(header::HOST, host.clone());
     if !headers.contains_key(&X_REQUEST_ID) {
         headers.insert(X_REQUEST_ID.clone(), new_request_id());
     }
     headers.insert(X_REAL_IP.clone(), remote.clone());
-    headers.insert(X_FORWARDED_FOR.clone(), remote);
-    headers.insert(X_FORWARDED_HOST.clone(), host.clone());
-    headers.insert(X_FORWARDED_PORT.clone(), HeaderValue::from(port));
+    headers.insert(
+        X_FORWARDED_FOR.clone(),
+        forwarded.and_then(|f| f.full_for.clone()).unwrap_or(remote),
+    );
+    headers.insert(
+        X_FORWARDED_HOST.clone(),
+        forwarded
+            .and_then(|f| f.host.clone())
+            .unwrap_or_else(|| host.clone()),
+    );
+    headers.insert(X_FORWARDED_PORT.clone(), port);
     headers.insert(X_FORWARDED_PROTO.clone(), scheme.clone());
     headers.insert(X_FORWARDED_SCHEME.clone(), scheme.clone());
     headers.insert(X_SCHEME.clone(), scheme);
@@ -223,6 +275,44 @@ mod tests {
         assert_eq!(h["connection"], "upgrade");
         assert_eq!(h["x-forwarded-port"], "443");
         assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn trusted_forwarded_values_are_sent_upstream() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.1"));
+        h.insert(
+            "x-forwarded-host",
+            HeaderValue::from_static("public.example.com"),
+        );
+        let client = ClientInfo {
+            remote_ip: HeaderValue::from_static("203.0.113.1"),
+            forwarded: Some(Box::new(Forwarded {
+                peer: Some("10.0.0.2".parse().unwrap()),
+                proto: Some(HeaderValue::from_static("https")),
+                host: Some(HeaderValue::from_static("public.example.com")),
+                port: Some(HeaderValue::from_static("443")),
+                full_for: Some(HeaderValue::from_static("203.0.113.1, 10.0.0.2")),
+            })),
+            ..client()
+        };
+        assert!(client.is_https());
+        to_upstream(&mut h, &HeaderValue::from_static("internal"), &client);
+        assert_eq!(h["host"], "internal");
+        assert_eq!(h["x-real-ip"], "203.0.113.1");
+        assert_eq!(h["x-forwarded-for"], "203.0.113.1, 10.0.0.2");
+        assert_eq!(h["x-forwarded-host"], "public.example.com");
+        assert_eq!(h["x-forwarded-port"], "443");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-scheme"], "https");
+        assert_eq!(h["x-original-forwarded-for"], "203.0.113.1");
+        assert!(
+            !ClientInfo {
+                forwarded: None,
+                ..client
+            }
+            .is_https()
+        );
     }
 
     #[test]

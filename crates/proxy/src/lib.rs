@@ -9,7 +9,9 @@
 //!    never crosses threads. HTTP/1.1 and HTTP/2 (prior knowledge) per connection.
 //! 2. [`handler`]: host and path ([`path::normalize`]) -> route table -> location ->
 //!    backend; 404 from the built-in default backend, 503 for a denied location or a
-//!    backend without endpoints.
+//!    backend without endpoints. Right after the location, [`policy`] enforces its
+//!    annotations and the ConfigMap's request settings (access control, redirects,
+//!    basic auth, CORS, body size, rewrites, headers), compiled by the store.
 //! 3. [`balancers`]: the backend's balancer (shared by all workers, kept across
 //!    snapshots while its endpoints do not change) picks an endpoint; canary routing
 //!    picks the alternative backend first when its policy says so.
@@ -37,6 +39,7 @@ pub mod listen;
 pub mod metrics_http;
 pub mod pages;
 pub mod path;
+pub mod policy;
 pub mod telemetry;
 pub mod tls;
 pub mod upstream;

@@ -41,7 +41,7 @@ pub enum AccessLog {
 /// Everything the access log and the metrics need about one request.
 #[derive(Debug)]
 pub struct RequestRecord {
-    /// When the request arrived (wall clock, for `$time_local`).
+    /// When the line is logged, i.e. the request ended (wall clock, for `$time_local`).
     pub time: SystemTime,
     /// `$request_time`.
     pub duration: Duration,
@@ -129,11 +129,14 @@ impl Telemetry {
     }
 
     /// Counts the request in the metrics and queues its access log line; never blocks.
-    pub fn record(&self, record: RequestRecord) {
+    pub fn record(&self, mut record: RequestRecord) {
         self.metrics.observe(&record);
         let Some(tx) = &self.tx else {
             return;
         };
+        // nginx's `$time_local` is the time the line is logged: the request's end. Read
+        // the clock only when a line will be written.
+        record.time = SystemTime::now();
         match tx.try_send(record) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
@@ -510,7 +513,8 @@ impl Metrics {
         };
         let shard = SHARD.with(std::cell::Cell::get) % self.shards.len();
         let mut map = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
-        if !map.contains_key(&key) && map.len() >= MAX_SERIES {
+        // Hashing a key is cheap: the labels hash their precomputed fingerprint.
+        if map.len() >= MAX_SERIES && !map.contains_key(&key) {
             return;
         }
         let s = map.entry(key).or_default();
@@ -697,14 +701,14 @@ mod tests {
             referer: None,
             user_agent: Some(HeaderValue::from_static("curl/8.0")),
             request_id: Some(HeaderValue::from_static("0123456789abcdef0123456789abcdef")),
-            labels: Some(Arc::new(LocationLabels {
-                host: "app.example.com".into(),
-                path: "/api".into(),
-                namespace: "default".into(),
-                ingress: "web".into(),
-                service: "echo".into(),
-                backend: "default-echo-80".into(),
-            })),
+            labels: Some(Arc::new(LocationLabels::new(
+                "app.example.com".into(),
+                "/api".into(),
+                "default".into(),
+                "web".into(),
+                "echo".into(),
+                "default-echo-80".into(),
+            ))),
             canary: None,
             upstream_addr: Some("10.0.0.5:8080".parse().unwrap()),
             upstream_status: Some(200),

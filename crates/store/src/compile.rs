@@ -21,6 +21,9 @@ pub fn compile(
     let backends_changed = !Arc::ptr_eq(&source.backends, &previous.source.backends);
     let servers_changed = !Arc::ptr_eq(&source.servers, &previous.source.servers);
     let ssl_changed = !Arc::ptr_eq(&source.ssl, &previous.source.ssl);
+    // By value: the controller re-posts an unchanged ConfigMap with every sync.
+    let general_changed = !Arc::ptr_eq(&source.general, &previous.source.general)
+        && source.general != previous.source.general;
 
     let backends = if backends_changed {
         Arc::new(BackendTable::compile(
@@ -30,11 +33,6 @@ pub fn compile(
     } else {
         previous.backends.clone()
     };
-    let routes = if backends_changed || servers_changed {
-        Arc::new(RouteTable::compile(&source.servers, &backends))
-    } else {
-        previous.routes.clone()
-    };
     let certificates = if ssl_changed {
         Arc::new(CertificateTable::compile(
             &source.ssl,
@@ -42,6 +40,18 @@ pub fn compile(
         )?)
     } else {
         previous.certificates.clone()
+    };
+    // Request policies depend on the general settings and on which hosts have a
+    // certificate (HTTPS redirects, HSTS), so those changes recompile the routes too.
+    let routes = if backends_changed || servers_changed || ssl_changed || general_changed {
+        Arc::new(RouteTable::compile_with(
+            &source.servers,
+            &backends,
+            &source.general,
+            &certificates,
+        ))
+    } else {
+        previous.routes.clone()
     };
     Ok(Snapshot {
         version,

@@ -21,15 +21,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use gangplank_model::validate::REGEX_SIZE_LIMIT;
-use gangplank_model::{Location, PathType, Server};
+use gangplank_model::{GeneralConfig, Location, PathType, Server};
 use regex::{Regex, RegexBuilder};
 
 use crate::backends::{BackendTable, CompiledBackend};
+use crate::certificates::CertificateTable;
+use crate::policy::{CompiledPolicies, PolicyContext};
 
 /// The metric labels and log fields of a location, prepared once per snapshot so a
 /// request only clones an `Arc`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+///
+/// Hashing uses a fingerprint computed once by [`LocationLabels::new`], so the
+/// per-request metrics lookup hashes one integer instead of six strings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LocationLabels {
+    /// Hash of the fields below, computed at compile time (compared first by `Eq`).
+    fingerprint: u64,
     /// The server's host name (label `host`).
     pub host: String,
     /// The location's path as written in the Ingress (label `path`).
@@ -44,6 +51,37 @@ pub struct LocationLabels {
     pub backend: String,
 }
 
+impl LocationLabels {
+    /// Labels from their values.
+    pub fn new(
+        host: String,
+        path: String,
+        namespace: String,
+        ingress: String,
+        service: String,
+        backend: String,
+    ) -> LocationLabels {
+        use std::hash::{Hash as _, Hasher as _};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (&host, &path, &namespace, &ingress, &service, &backend).hash(&mut hasher);
+        LocationLabels {
+            fingerprint: hasher.finish(),
+            host,
+            path,
+            namespace,
+            ingress,
+            service,
+            backend,
+        }
+    }
+}
+
+impl std::hash::Hash for LocationLabels {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.fingerprint);
+    }
+}
+
 /// A location ready for requests.
 #[derive(Debug)]
 pub struct CompiledLocation {
@@ -55,6 +93,8 @@ pub struct CompiledLocation {
     pub backend: Option<Arc<CompiledBackend>>,
     /// The location's regex in regex mode (used for rewrite captures).
     pub regex: Option<Regex>,
+    /// Its request policies, compiled ([`crate::policy`]).
+    pub policies: Arc<CompiledPolicies>,
 }
 
 /// A server ready for requests.
@@ -106,15 +146,33 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Compiles `servers` against `backends`. Servers must have passed validation;
-    /// a regex that still fails to compile makes its location unmatchable.
+    /// Compiles `servers` against `backends`, with the default general settings and
+    /// no certificates. Servers must have passed validation; a regex that still fails
+    /// to compile makes its location unmatchable.
     pub fn compile(servers: &[Server], backends: &BackendTable) -> RouteTable {
+        RouteTable::compile_with(
+            servers,
+            backends,
+            &GeneralConfig::default(),
+            &CertificateTable::default(),
+        )
+    }
+
+    /// Compiles `servers` against `backends`, with the request policies that
+    /// `general` and `certificates` shape (HTTPS redirects, HSTS, ConfigMap blocks...).
+    pub fn compile_with(
+        servers: &[Server],
+        backends: &BackendTable,
+        general: &GeneralConfig,
+        certificates: &CertificateTable,
+    ) -> RouteTable {
+        let mut policies = PolicyContext::new(general, certificates);
         let mut table = RouteTable::default();
         for server in servers {
             let index = table.servers.len();
             table
                 .servers
-                .push(CompiledServer::compile(server, backends));
+                .push(CompiledServer::compile(server, backends, &mut policies));
             for name in std::iter::once(&server.hostname).chain(&server.aliases) {
                 let name = name.to_ascii_lowercase();
                 if name == "_" {
@@ -126,6 +184,19 @@ impl RouteTable {
                 }
             }
         }
+        // `from-to-www-redirect`: the twin name, unless a server has it, redirects.
+        for server in servers {
+            if let Some(twin) = crate::policy::www_twin(server)
+                && !table.exact.contains_key(&twin)
+            {
+                let redirect = policies.www_redirect(&server.hostname.to_ascii_lowercase());
+                table.exact.insert(twin.clone(), table.servers.len());
+                table
+                    .servers
+                    .push(CompiledServer::redirect_only(twin, redirect));
+            }
+        }
+        policies.log_summary();
         table
     }
 
@@ -183,34 +254,37 @@ fn strip_port(host: &str) -> &str {
 }
 
 impl CompiledServer {
-    fn compile(server: &Server, backends: &BackendTable) -> CompiledServer {
+    fn compile(
+        server: &Server,
+        backends: &BackendTable,
+        policies: &mut PolicyContext<'_>,
+    ) -> CompiledServer {
         let regex_mode = server.regex_mode();
         let locations: Vec<CompiledLocation> = server
             .locations
             .iter()
             .map(|l| CompiledLocation {
-                labels: Arc::new(LocationLabels {
-                    host: server.hostname.clone(),
-                    path: if l.ingress_path.is_empty() {
+                labels: Arc::new(LocationLabels::new(
+                    server.hostname.clone(),
+                    if l.ingress_path.is_empty() {
                         l.path.clone()
                     } else {
                         l.ingress_path.clone()
                     },
-                    namespace: l
-                        .ingress
+                    l.ingress
                         .as_ref()
                         .map(|i| i.namespace.clone())
                         .unwrap_or_default(),
-                    ingress: l
-                        .ingress
+                    l.ingress
                         .as_ref()
                         .map(|i| i.name.clone())
                         .unwrap_or_default(),
-                    service: l.service.clone(),
-                    backend: l.backend.clone(),
-                }),
+                    l.service.clone(),
+                    l.backend.clone(),
+                )),
                 backend: backends.get(&l.backend).cloned(),
                 regex: regex_mode.then(|| compile_regex(&l.path)).flatten(),
+                policies: policies.compile(l, server),
                 source: l.clone(),
             })
             .collect();
@@ -229,6 +303,41 @@ impl CompiledServer {
             hostname: server.hostname.clone(),
             locations,
             matcher,
+        }
+    }
+
+    /// A server whose one location (`/`, every path) is answered by its policies
+    /// alone: the `www.` twin of `from-to-www-redirect`.
+    fn redirect_only(hostname: String, policies: Arc<CompiledPolicies>) -> CompiledServer {
+        let source = Location {
+            path: "/".into(),
+            path_type: PathType::ImplementationSpecific,
+            ..Location::default()
+        };
+        let labels = LocationLabels::new(
+            hostname.clone(),
+            "/".into(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        );
+        CompiledServer {
+            hostname,
+            locations: vec![CompiledLocation {
+                source,
+                labels: Arc::new(labels),
+                backend: None,
+                regex: None,
+                policies,
+            }],
+            matcher: Matcher::Plain {
+                exact: HashMap::new(),
+                prefixes: vec![PrefixRule {
+                    prefix: "/".into(),
+                    location: 0,
+                }],
+            },
         }
     }
 

@@ -23,8 +23,16 @@ pub struct TranslateArgs {
     /// IngressClass name served (also the legacy `kubernetes.io/ingress.class` value).
     #[arg(long, env = "GANGPLANK_INGRESS_CLASS", default_value = "gangplank")]
     ingress_class: String,
-    /// Also serve Ingresses that name no class.
-    #[arg(long, env = "GANGPLANK_WATCH_INGRESS_WITHOUT_CLASS")]
+    /// Also serve Ingresses that name no class (`--watch-ingress-without-class` or
+    /// `--watch-ingress-without-class=true`, as ingress-nginx's Go flags accept).
+    #[arg(
+        long,
+        env = "GANGPLANK_WATCH_INGRESS_WITHOUT_CLASS",
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
     watch_ingress_without_class: bool,
     /// The global ConfigMap (ingress-nginx's keys), as NAMESPACE/NAME.
     #[arg(long, env = "GANGPLANK_CONFIGMAP", value_parser = parse_namespaced)]

@@ -1,0 +1,496 @@
+//! Request policies, compiled at apply time into the form the proxy evaluates per
+//! request (`gangplank_proxy::policy`): CIDR sets, parsed htpasswd tables, CORS origin
+//! matchers, rewrite and redirect templates, precomputed header values.
+//!
+//! Every [`CompiledLocation`](crate::CompiledLocation) carries an
+//! `Arc<CompiledPolicies>` built from its `Location`, its `Server`, the
+//! [`GeneralConfig`] and the certificate table; the ConfigMap-wide parts
+//! ([`GlobalPolicies`]) are compiled once per route table and shared.
+//!
+//! Compilation never fails an apply. Whatever cannot be compiled, and every
+//! security-relevant setting this wave does not enforce yet, makes the location answer
+//! **503** with a reason ([`CompiledPolicies::unavailable`]), so nothing is ever served
+//! unprotected (fail closed, Part A.3):
+//! - external authentication: `auth-url`, and the ConfigMap's `global-auth-url` on
+//!   locations that do not opt out (`enable-global-auth: "false"`,
+//!   `no-auth-locations`);
+//! - client-certificate authentication: `auth-tls-*` (location or server);
+//! - request rate and connection limits: `limit-rps`, `limit-rpm`,
+//!   `limit-connections`;
+//! - digest authentication: `auth-type: digest`.
+//!
+//! A `backend-protocol` the proxy cannot speak yet (HTTPS, GRPC, GRPCS, FCGI; AUTO_HTTP
+//! for HTTPS clients) answers **502** rather than sending plain HTTP/1 to a TLS or gRPC
+//! upstream. Other settings that are not enforced yet and whose absence opens nothing
+//! (`mirror-*`, `custom-http-errors`, `default-backend`, `limit-rate`,
+//! `proxy-cookie-*`, `proxy-redirect-*`, `connection-proxy-header`,
+//! `use-port-in-redirects`, ConfigMap `use-proxy-protocol`, `use-gzip`) are reported in
+//! one log line per compiled configuration, as are credentials that can never match.
+
+mod access;
+mod auth;
+mod cors;
+mod headers;
+mod realip;
+mod redirect;
+mod rewrite;
+mod template;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use gangplank_model::policy::{AuthType, BackendProtocol, Satisfy};
+use gangplank_model::{GeneralConfig, Location, Server};
+use http::{HeaderName, HeaderValue};
+
+pub use access::{CidrSet, HeaderBlock};
+pub use auth::{BasicAuth, Credential};
+pub use cors::{Cors, OriginMatcher};
+pub use headers::{HeaderTemplate, RequestHeader};
+pub use realip::RealIp;
+pub use redirect::{LocationRedirect, SslRedirect, WwwRedirect, www_twin};
+pub use rewrite::RewriteRule;
+pub use template::Template;
+
+use crate::certificates::CertificateTable;
+
+/// The ConfigMap-wide policies, shared by every location of a route table.
+#[derive(Debug, Default)]
+pub struct GlobalPolicies {
+    /// Real client address from forwarded headers.
+    pub real_ip: Option<RealIp>,
+    /// `block-cidrs`: 403.
+    pub block_cidrs: Option<CidrSet>,
+    /// `block-user-agents`: 403.
+    pub block_user_agents: Option<HeaderBlock>,
+    /// `block-referers`: 403.
+    pub block_referers: Option<HeaderBlock>,
+    /// `Strict-Transport-Security` for HTTPS responses of hosts with a certificate.
+    pub hsts: Option<HeaderValue>,
+    /// `proxy-set-headers`.
+    pub proxy_set_headers: Vec<RequestHeader>,
+    /// Set when a global policy could not be compiled: every location answers 503.
+    pub broken: Option<String>,
+    /// Compile-time warnings (unusable `proxy-set-headers` values...).
+    pub warnings: Vec<String>,
+}
+
+impl GlobalPolicies {
+    /// Compiles the global parts of `general`.
+    pub fn compile(general: &GeneralConfig) -> GlobalPolicies {
+        let mut global = GlobalPolicies {
+            hsts: redirect::hsts_value(general),
+            ..GlobalPolicies::default()
+        };
+        let mut problems = Vec::new();
+        match RealIp::compile(general) {
+            Ok(real_ip) => global.real_ip = real_ip,
+            Err(e) => problems.push(e),
+        }
+        if !general.block_cidrs().is_empty() {
+            match CidrSet::parse(general.block_cidrs()) {
+                Ok(set) => global.block_cidrs = Some(set),
+                Err(e) => problems.push(format!("block-cidrs: {e}")),
+            }
+        }
+        match HeaderBlock::compile(general.block_user_agents()) {
+            Ok(block) => global.block_user_agents = block,
+            Err(e) => problems.push(format!("block-user-agents: {e}")),
+        }
+        match HeaderBlock::compile(general.block_referers()) {
+            Ok(block) => global.block_referers = block,
+            Err(e) => problems.push(format!("block-referers: {e}")),
+        }
+        match headers::proxy_set_headers(general.proxy_set_headers(), &mut global.warnings) {
+            Ok(list) => global.proxy_set_headers = list,
+            Err(e) => problems.push(e),
+        }
+        if let Err(e) = headers::response_headers(general.add_headers(), &BTreeMap::new()) {
+            problems.push(e);
+        }
+        if !problems.is_empty() {
+            global.broken = Some(format!(
+                "the global configuration cannot be enforced: {}",
+                problems.join("; ")
+            ));
+        }
+        global
+    }
+
+    /// True when no global policy applies to requests (HSTS aside, which only
+    /// decorates HTTPS responses of hosts with a certificate).
+    fn is_empty(&self) -> bool {
+        self.real_ip.is_none()
+            && self.block_cidrs.is_none()
+            && self.block_user_agents.is_none()
+            && self.block_referers.is_none()
+            && self.proxy_set_headers.is_empty()
+            && self.broken.is_none()
+    }
+}
+
+/// What a route table's compilation needs besides the servers, and what it reports.
+#[derive(Debug)]
+pub struct PolicyContext<'a> {
+    general: &'a GeneralConfig,
+    certificates: &'a CertificateTable,
+    any_certificate: bool,
+    global: Arc<GlobalPolicies>,
+    /// Setting -> locations where it is not enforced (or cannot work), for the summary.
+    notes: BTreeMap<String, Vec<String>>,
+}
+
+impl<'a> PolicyContext<'a> {
+    /// A context for compiling the locations of one route table.
+    pub fn new(
+        general: &'a GeneralConfig,
+        certificates: &'a CertificateTable,
+    ) -> PolicyContext<'a> {
+        let global = Arc::new(GlobalPolicies::compile(general));
+        let mut context = PolicyContext {
+            general,
+            certificates,
+            any_certificate: certificates.iter().next().is_some(),
+            global: global.clone(),
+            notes: BTreeMap::new(),
+        };
+        for warning in &global.warnings {
+            context.note(warning, "(ConfigMap)");
+        }
+        for (on, key) in [
+            (
+                !general.custom_http_errors().is_empty(),
+                "custom-http-errors (ConfigMap): not enforced yet",
+            ),
+            (
+                general.use_proxy_protocol(),
+                "use-proxy-protocol: not enforced yet",
+            ),
+            (general.use_gzip(), "use-gzip: not enforced yet"),
+        ] {
+            if on {
+                context.note(key, "(ConfigMap)");
+            }
+        }
+        context
+    }
+
+    fn note(&mut self, what: &str, location: &str) {
+        self.notes
+            .entry(what.to_owned())
+            .or_default()
+            .push(location.to_owned());
+    }
+
+    /// Compiles the policies of `location` of `server`.
+    pub fn compile(&mut self, location: &Location, server: &Server) -> Arc<CompiledPolicies> {
+        let name = format!("{}{}", server.hostname, location.path);
+        let mut warnings = Vec::new();
+        let policies = CompiledPolicies::compile(location, server, self, &name, &mut warnings);
+        for warning in warnings {
+            self.note(&warning, &name);
+        }
+        if let Some(reason) = &policies.unavailable {
+            self.note(&format!("answers 503: {reason}"), &name);
+        }
+        Arc::new(policies)
+    }
+
+    /// The policies of the `www.` twin of a server with `from-to-www-redirect`: every
+    /// request is redirected to `target_host` (global access checks still apply).
+    pub fn www_redirect(&self, target_host: &str) -> Arc<CompiledPolicies> {
+        let mut policies = CompiledPolicies::base(self.global.clone(), target_host.to_owned());
+        policies.www_redirect = Some(WwwRedirect {
+            host: target_host.to_owned(),
+            code: redirect::redirect_code(self.general.http_redirect_code()),
+        });
+        policies.unavailable = self.global.broken.clone();
+        policies.empty = false;
+        Arc::new(policies)
+    }
+
+    /// Logs, in one line, the settings that are not enforced or cannot work, with up
+    /// to three locations each.
+    pub fn log_summary(&self) {
+        if self.notes.is_empty() {
+            return;
+        }
+        let mut text = String::new();
+        for (what, locations) in &self.notes {
+            let shown: Vec<&str> = locations.iter().take(3).map(String::as_str).collect();
+            let more = locations.len().saturating_sub(shown.len());
+            let _ = write!(text, "[{what}: {}", shown.join(", "));
+            if more > 0 {
+                let _ = write!(text, " and {more} more");
+            }
+            text.push_str("] ");
+        }
+        tracing::warn!(summary = %text.trim_end(), "request policies: settings not enforced or unusable in this configuration");
+    }
+}
+
+/// A `backend-protocol` the proxy cannot speak yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsupportedProtocol {
+    /// The protocol.
+    pub protocol: BackendProtocol,
+    /// Only HTTPS clients are affected (`AUTO_HTTP`: HTTP clients get plain HTTP).
+    pub https_clients_only: bool,
+}
+
+/// A location's policies, ready for requests.
+#[derive(Debug)]
+pub struct CompiledPolicies {
+    empty: bool,
+    /// `host` + `path`, for logs.
+    pub name: String,
+    /// The ConfigMap-wide policies.
+    pub global: Arc<GlobalPolicies>,
+    /// Set when the location must answer 503 (fail closed): the reason.
+    pub unavailable: Option<String>,
+    /// Set when the upstream protocol cannot be spoken: 502.
+    pub unsupported_protocol: Option<UnsupportedProtocol>,
+    /// `denylist-source-range`.
+    pub denylist: Option<CidrSet>,
+    /// `allowlist-source-range` / `whitelist-source-range`.
+    pub allowlist: Option<CidrSet>,
+    /// `satisfy: any` with both an address list and basic auth: either one suffices.
+    pub satisfy_any: bool,
+    /// HTTPS redirect.
+    pub ssl_redirect: Option<SslRedirect>,
+    /// The server's name (lowercase), for the certificate check.
+    pub hostname: String,
+    /// The server's name has a certificate of its own.
+    pub hostname_has_certificate: bool,
+    /// `permanent-redirect` / `temporal-redirect`.
+    pub redirect: Option<LocationRedirect>,
+    /// `app-root`.
+    pub app_root: Option<String>,
+    /// `from-to-www-redirect` twin host.
+    pub www_redirect: Option<WwwRedirect>,
+    /// `auth-type: basic`.
+    pub basic_auth: Option<BasicAuth>,
+    /// `enable-cors`.
+    pub cors: Option<Cors>,
+    /// `rewrite-target`.
+    pub rewrite: Option<RewriteRule>,
+    /// `proxy-body-size` in bytes; `None` is unlimited.
+    pub body_limit: Option<u64>,
+    /// `add-headers` and `custom-headers`.
+    pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// HSTS may apply (HSTS on and some certificate configured).
+    pub hsts_possible: bool,
+}
+
+impl CompiledPolicies {
+    /// No policy at all (tests, synthetic locations).
+    pub fn none() -> CompiledPolicies {
+        CompiledPolicies::base(Arc::new(GlobalPolicies::default()), String::new())
+    }
+
+    fn base(global: Arc<GlobalPolicies>, name: String) -> CompiledPolicies {
+        CompiledPolicies {
+            empty: true,
+            name,
+            global,
+            unavailable: None,
+            unsupported_protocol: None,
+            denylist: None,
+            allowlist: None,
+            satisfy_any: false,
+            ssl_redirect: None,
+            hostname: String::new(),
+            hostname_has_certificate: false,
+            redirect: None,
+            app_root: None,
+            www_redirect: None,
+            basic_auth: None,
+            cors: None,
+            rewrite: None,
+            body_limit: None,
+            response_headers: Vec::new(),
+            hsts_possible: false,
+        }
+    }
+
+    /// True when nothing but the body size limit applies: the proxy skips every other
+    /// check.
+    pub fn is_empty(&self) -> bool {
+        self.empty
+    }
+
+    fn compile(
+        location: &Location,
+        server: &Server,
+        ctx: &mut PolicyContext<'_>,
+        name: &str,
+        warnings: &mut Vec<String>,
+    ) -> CompiledPolicies {
+        let general = ctx.general;
+        let mut p = CompiledPolicies::base(ctx.global.clone(), name.to_owned());
+        let mut problems: Vec<String> = Vec::new();
+        let mut unenforced: Vec<&str> = Vec::new();
+
+        // Fail closed: security settings not enforced yet.
+        if location.external_auth.is_enabled() {
+            unenforced.push("external authentication (auth-url) is not enforced yet");
+        } else if location.enable_global_auth
+            && general.global_auth_url.is_some()
+            && !general
+                .no_auth_locations()
+                .iter()
+                .any(|prefix| !prefix.is_empty() && location.path.starts_with(prefix))
+        {
+            unenforced.push("global external authentication (global-auth-url) is not enforced yet");
+        }
+        if location.certificate_auth.is_enabled() || server.certificate_auth.is_enabled() {
+            unenforced.push("client-certificate authentication (auth-tls-*) is not enforced yet");
+        }
+        if location.rate_limit.is_enabled() {
+            unenforced
+                .push("rate limits (limit-rps, limit-rpm, limit-connections) are not enforced yet");
+        }
+        if location.basic_digest_auth.auth_type == Some(AuthType::Digest) {
+            unenforced.push("digest authentication (auth-type: digest) is not enforced yet");
+        }
+
+        // Logged only: nothing opens if they are missing.
+        for (on, what) in [
+            (location.mirror.target.is_some(), "mirror-target"),
+            (
+                !location.custom_http_errors.is_empty(),
+                "custom-http-errors",
+            ),
+            (
+                !location.default_backend_upstream_name.is_empty(),
+                "default-backend",
+            ),
+            (
+                location.rate_limit.limit_rate > 0 || location.rate_limit.limit_rate_after > 0,
+                "limit-rate",
+            ),
+            (
+                location.proxy.cookie_domain.is_some() || location.proxy.cookie_path.is_some(),
+                "proxy-cookie-domain/-path",
+            ),
+            (
+                location.proxy.redirect_from.is_some(),
+                "proxy-redirect-from/-to",
+            ),
+            (!location.connection.is_empty(), "connection-proxy-header"),
+            (location.use_port_in_redirects, "use-port-in-redirects"),
+        ] {
+            if on {
+                warnings.push(format!("{what}: not enforced yet"));
+            }
+        }
+
+        if location.backend_protocol != BackendProtocol::Http {
+            let clients = if location.backend_protocol == BackendProtocol::AutoHttp {
+                "HTTPS clients get"
+            } else {
+                "answers"
+            };
+            warnings.push(format!(
+                "backend-protocol {}: not supported yet, {clients} 502",
+                location.backend_protocol
+            ));
+        }
+        p.unsupported_protocol = match location.backend_protocol {
+            BackendProtocol::Http => None,
+            BackendProtocol::AutoHttp => Some(UnsupportedProtocol {
+                protocol: BackendProtocol::AutoHttp,
+                https_clients_only: true,
+            }),
+            protocol => Some(UnsupportedProtocol {
+                protocol,
+                https_clients_only: false,
+            }),
+        };
+
+        match location.denylist.networks() {
+            Ok(list) if !list.is_empty() => p.denylist = Some(CidrSet::from_cidrs(list)),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("denylist-source-range: {e}")),
+        }
+        match location.allowlist.networks() {
+            Ok(list) if !list.is_empty() => p.allowlist = Some(CidrSet::from_cidrs(list)),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("allowlist-source-range: {e}")),
+        }
+
+        p.hostname = server.hostname.to_ascii_lowercase();
+        p.hostname_has_certificate =
+            p.hostname != "_" && ctx.certificates.has_own_certificate(&p.hostname);
+        p.ssl_redirect = SslRedirect::compile(location, general)
+            // Without any certificate only a forced redirect can happen.
+            .filter(|r| r.force || ctx.any_certificate);
+        p.hsts_possible = ctx.global.hsts.is_some() && ctx.any_certificate;
+
+        match LocationRedirect::compile(location) {
+            Ok(r) => p.redirect = r,
+            Err(e) => problems.push(e),
+        }
+        p.app_root = location.redirect.app_root.clone();
+
+        if location.basic_digest_auth.auth_type == Some(AuthType::Basic) {
+            match BasicAuth::compile(&location.basic_digest_auth, warnings) {
+                Ok(auth) => p.basic_auth = Some(auth),
+                Err(e) => problems.push(e),
+            }
+        }
+        p.satisfy_any = location.satisfy == Satisfy::Any
+            && p.basic_auth.is_some()
+            && (p.denylist.is_some() || p.allowlist.is_some());
+
+        match Cors::compile(&location.cors_config) {
+            Ok(cors) => p.cors = cors,
+            Err(e) => problems.push(e),
+        }
+        match RewriteRule::compile(location) {
+            Ok(rule) => p.rewrite = rule,
+            Err(e) => problems.push(e),
+        }
+        let body_limit = location
+            .proxy
+            .body_size
+            .unwrap_or_else(|| general.proxy_body_size())
+            .bytes();
+        p.body_limit = (body_limit > 0).then_some(body_limit);
+        match headers::response_headers(general.add_headers(), &location.custom_headers.headers) {
+            Ok(list) => p.response_headers = list,
+            Err(e) => problems.push(e),
+        }
+
+        if let Some(broken) = &ctx.global.broken {
+            problems.push(broken.clone());
+        }
+        if !problems.is_empty() {
+            p.unavailable = Some(format!(
+                "its policies cannot be compiled: {}",
+                problems.join("; ")
+            ));
+        } else if !unenforced.is_empty() {
+            p.unavailable = Some(unenforced.join("; "));
+        }
+
+        p.empty = p.unavailable.is_none()
+            && p.unsupported_protocol.is_none()
+            && p.global.is_empty()
+            && p.denylist.is_none()
+            && p.allowlist.is_none()
+            && p.ssl_redirect.is_none()
+            && p.redirect.is_none()
+            && p.app_root.is_none()
+            && p.basic_auth.is_none()
+            && p.cors.is_none()
+            && p.rewrite.is_none()
+            && p.response_headers.is_empty()
+            && !p.hsts_possible;
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests;

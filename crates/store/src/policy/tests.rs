@@ -1,0 +1,257 @@
+use serde_json::json;
+
+use super::*;
+use crate::backends::BackendTable;
+use crate::routes::RouteTable;
+
+fn general(value: serde_json::Value) -> GeneralConfig {
+    serde_json::from_value(value).unwrap()
+}
+
+fn server(host: &str, location: serde_json::Value) -> Server {
+    let mut l = json!({"path": "/", "backend": "b"});
+    l.as_object_mut()
+        .unwrap()
+        .extend(location.as_object().unwrap().clone());
+    serde_json::from_value(json!({"hostname": host, "locations": [l]})).unwrap()
+}
+
+fn compile_one(general: &GeneralConfig, server: &Server) -> Arc<CompiledPolicies> {
+    let certificates = CertificateTable::default();
+    let mut ctx = PolicyContext::new(general, &certificates);
+    ctx.compile(&server.locations[0], server)
+}
+
+#[test]
+fn a_plain_location_has_nothing_but_the_body_limit() {
+    let p = compile_one(
+        &GeneralConfig::default(),
+        &server("a.example.com", json!({})),
+    );
+    assert!(p.is_empty());
+    assert_eq!(p.body_limit, Some(1 << 20));
+    assert!(p.unavailable.is_none());
+    // No certificate anywhere: the default ssl-redirect can never fire.
+    assert!(p.ssl_redirect.is_none());
+    let p = compile_one(
+        &general(json!({"proxy-body-size": "0"})),
+        &server("a", json!({"proxy": {"bodySize": "8m"}})),
+    );
+    assert_eq!(p.body_limit, Some(8 << 20));
+    let p = compile_one(
+        &general(json!({"proxy-body-size": 0})),
+        &server("a", json!({})),
+    );
+    assert_eq!(p.body_limit, None);
+}
+
+#[test]
+fn unenforced_security_settings_fail_closed() {
+    let cases = [
+        (
+            json!({"externalAuth": {"url": "https://auth.example.com/check"}}),
+            "auth-url",
+        ),
+        (json!({"rateLimit": {"rps": 5}}), "limit-rps"),
+        (
+            json!({"basicDigestAuth": {"authType": "digest", "credentials": {"u": "0123456789abcdef0123456789abcdef"}}}),
+            "digest",
+        ),
+        (
+            json!({"certificateAuth": {"secret": {"namespace": "d", "name": "ca"}, "caPem": "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"}}),
+            "auth-tls",
+        ),
+    ];
+    for (location, needle) in cases {
+        let p = compile_one(&GeneralConfig::default(), &server("a", location));
+        let reason = p.unavailable.as_deref().unwrap_or_default();
+        assert!(reason.contains(needle), "{needle}: {reason:?}");
+        assert!(!p.is_empty());
+    }
+    // Global auth: on unless the location opts out or is a no-auth location.
+    let g = general(json!({"global-auth-url": "https://auth.example.com/"}));
+    let p = compile_one(&g, &server("a", json!({"enableGlobalAuth": true})));
+    assert!(
+        p.unavailable
+            .as_deref()
+            .unwrap()
+            .contains("global-auth-url")
+    );
+    let p = compile_one(&g, &server("a", json!({"enableGlobalAuth": false})));
+    assert!(p.unavailable.is_none());
+    let p = compile_one(
+        &g,
+        &server(
+            "a",
+            json!({"path": "/.well-known/acme-challenge/x", "enableGlobalAuth": true}),
+        ),
+    );
+    assert!(p.unavailable.is_none());
+    // Non-security settings are only noted.
+    let p = compile_one(
+        &GeneralConfig::default(),
+        &server(
+            "a",
+            json!({"mirror": {"target": "https://mirror.example.com/"}, "custom-http-errors": [404]}),
+        ),
+    );
+    assert!(p.unavailable.is_none());
+}
+
+#[test]
+fn backend_protocols_the_proxy_cannot_speak() {
+    for (protocol, https_only) in [
+        ("HTTPS", false),
+        ("GRPC", false),
+        ("GRPCS", false),
+        ("FCGI", false),
+        ("AUTO_HTTP", true),
+    ] {
+        let p = compile_one(
+            &GeneralConfig::default(),
+            &server("a", json!({"backend-protocol": protocol})),
+        );
+        let unsupported = p.unsupported_protocol.unwrap();
+        assert_eq!(unsupported.https_clients_only, https_only, "{protocol}");
+    }
+    let p = compile_one(
+        &GeneralConfig::default(),
+        &server("a", json!({"backend-protocol": "HTTP"})),
+    );
+    assert!(p.unsupported_protocol.is_none());
+}
+
+#[test]
+fn access_lists_auth_and_satisfy() {
+    let p = compile_one(
+        &GeneralConfig::default(),
+        &server(
+            "a",
+            json!({
+                "allowlist": {"cidrs": ["10.0.0.0/8"]},
+                "denylist": {"cidrs": ["10.1.0.0/16"]},
+                "basicDigestAuth": {"authType": "basic", "realm": "r", "credentials": {"u": "{PLAIN}p"}},
+                "satisfy": "any"
+            }),
+        ),
+    );
+    assert!(
+        p.allowlist
+            .as_ref()
+            .unwrap()
+            .contains("10.2.0.1".parse().unwrap())
+    );
+    assert!(
+        p.denylist
+            .as_ref()
+            .unwrap()
+            .contains("10.1.0.1".parse().unwrap())
+    );
+    assert!(p.satisfy_any);
+    assert_eq!(
+        p.basic_auth.as_ref().unwrap().challenge,
+        "Basic realm=\"r\""
+    );
+    let p = compile_one(
+        &GeneralConfig::default(),
+        &server("a", json!({"satisfy": "any"})),
+    );
+    assert!(!p.satisfy_any, "satisfy any needs both kinds of checks");
+}
+
+#[test]
+fn global_policies() {
+    let g = general(json!({
+        "block-cidrs": ["192.0.2.0/24"],
+        "block-user-agents": ["~*bot"],
+        "use-forwarded-headers": true,
+        "proxy-set-headers": {"X-Env": "prod"},
+        "add-headers": {"X-Frame-Options": "DENY"}
+    }));
+    let p = compile_one(
+        &g,
+        &server(
+            "a",
+            json!({"customHeaders": {"headers": {"X-Team": "web"}}}),
+        ),
+    );
+    assert!(!p.is_empty());
+    assert!(p.global.block_cidrs.is_some());
+    assert!(p.global.block_user_agents.is_some());
+    assert!(p.global.real_ip.is_some());
+    assert_eq!(p.global.proxy_set_headers.len(), 1);
+    let names: Vec<_> = p.response_headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, vec!["x-frame-options", "x-team"]);
+    assert!(GlobalPolicies::compile(&GeneralConfig::default()).is_empty());
+}
+
+#[test]
+fn certificates_shape_https_redirects_and_hsts() {
+    const PEM: &str = concat!(
+        include_str!("../../../model/tests/fixtures/example.com.crt"),
+        include_str!("../../../model/tests/fixtures/example.com.key")
+    );
+    let ssl = gangplank_model::SslConfiguration {
+        certificates: [("c".to_string(), PEM.to_string())].into(),
+        servers: [("secure.example.com".to_string(), "c".to_string())].into(),
+    };
+    let certificates = CertificateTable::compile(&ssl, None).unwrap();
+    let general = GeneralConfig::default();
+    let mut ctx = PolicyContext::new(&general, &certificates);
+    let secure = server("Secure.example.com", json!({}));
+    let p = ctx.compile(&secure.locations[0], &secure);
+    assert!(p.hostname_has_certificate);
+    assert!(p.ssl_redirect.is_some());
+    assert!(p.hsts_possible);
+    let plain = server("plain.example.com", json!({}));
+    let p = ctx.compile(&plain.locations[0], &plain);
+    assert!(!p.hostname_has_certificate);
+    // Another host may still match by alias or wildcard: decided per request.
+    assert!(p.ssl_redirect.is_some());
+    let default = server("_", json!({}));
+    assert!(
+        !ctx.compile(&default.locations[0], &default)
+            .hostname_has_certificate
+    );
+}
+
+#[test]
+fn www_twins_are_routed_to_a_redirect() {
+    let mut with_twin = server("example.com", json!({}));
+    with_twin.redirect_from_to_www = true;
+    let mut taken = server("taken.example.com", json!({}));
+    taken.redirect_from_to_www = true;
+    let servers = vec![with_twin, taken, server("www.taken.example.com", json!({}))];
+    let table = RouteTable::compile(&servers, &BackendTable::default());
+    let twin = table.route("WWW.example.com:8080", "/any/path").unwrap();
+    let location = twin.location.unwrap();
+    assert_eq!(
+        location.policies.www_redirect.as_ref().unwrap().host,
+        "example.com"
+    );
+    assert!(location.backend.is_none());
+    // A real server keeps its name.
+    let real = table.route("www.taken.example.com", "/").unwrap();
+    assert!(real.location.unwrap().policies.www_redirect.is_none());
+}
+
+#[test]
+fn broken_policies_answer_503_and_never_fail_the_compile() {
+    // A regex the set builder rejects only together would make every location 503;
+    // here, an invalid CIDR slipped past validation.
+    let mut s = server("a", json!({}));
+    s.locations[0].allowlist.cidrs = vec!["10.0.0.0/40".into()];
+    let p = compile_one(&GeneralConfig::default(), &s);
+    assert!(
+        p.unavailable
+            .as_deref()
+            .unwrap()
+            .contains("allowlist-source-range")
+    );
+    let g = GeneralConfig {
+        block_cidrs: Some(vec!["nope".into()]),
+        ..GeneralConfig::default()
+    };
+    let p = compile_one(&g, &server("a", json!({})));
+    assert!(p.unavailable.as_deref().unwrap().contains("block-cidrs"));
+}
