@@ -133,6 +133,10 @@ impl ComplexValue {
                             .find('}')
                             .ok_or_else(|| ExprError::Unterminated(text.to_owned()))?;
                         (&text[i + 2..i + 2 + close], i + 3 + close)
+                    } else if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) {
+                        // nginx: a capture is `$` and one digit; what follows is text
+                        // (`/$1abc` is capture 1, then `abc`).
+                        (&text[i + 1..i + 2], i + 2)
                     } else {
                         let len = bytes[i + 1..]
                             .iter()
@@ -222,6 +226,17 @@ mod tests {
         assert_eq!(
             ComplexValue::parse("$remote_addr$1").unwrap().parts,
             vec![Part::Var(Variable::RemoteAddr), Part::Capture(1)]
+        );
+        // A capture is one digit; the text after it is literal (nginx).
+        assert_eq!(
+            ComplexValue::parse("/$1abc/$23").unwrap().parts,
+            vec![
+                lit("/"),
+                Part::Capture(1),
+                lit("abc/"),
+                Part::Capture(2),
+                lit("3")
+            ]
         );
         assert_eq!(
             ComplexValue::parse("${remote_addr}-text-value")

@@ -253,6 +253,14 @@ pub struct GeneralConfig {
     /// `block-cidrs`: client networks answered with 403.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub block_cidrs: Option<Vec<String>>,
+    /// `whitelist-source-range`: the allowlist of every location that sets none of its
+    /// own (others get 403).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub whitelist_source_range: Option<Vec<String>>,
+    /// `denylist-source-range`: the denylist of every location that sets none of its
+    /// own (403).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub denylist_source_range: Option<Vec<String>>,
     /// `block-user-agents`: `User-Agent` patterns answered with 403, as nginx `map`
     /// keys: exact strings, or `~regex` / `~*regex` (case-insensitive).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -624,6 +632,16 @@ impl GeneralConfig {
         self.block_cidrs.as_deref().unwrap_or(&[])
     }
 
+    /// `whitelist-source-range` (default none: every client allowed).
+    pub fn whitelist_source_range(&self) -> &[String] {
+        self.whitelist_source_range.as_deref().unwrap_or(&[])
+    }
+
+    /// `denylist-source-range` (default none).
+    pub fn denylist_source_range(&self) -> &[String] {
+        self.denylist_source_range.as_deref().unwrap_or(&[])
+    }
+
     /// `block-user-agents` (default none); see [`BlockPattern::parse`].
     pub fn block_user_agents(&self) -> &[String] {
         self.block_user_agents.as_deref().unwrap_or(&[])
@@ -874,8 +892,14 @@ impl Validate for GeneralConfig {
                 report.check(&at.index(i), check_status(*code, 300..=599, "status code"));
             }
         }
-        if let Some(list) = &self.block_cidrs {
-            check_cidrs(list, &path.field("block-cidrs"), report);
+        for (key, list) in [
+            ("block-cidrs", &self.block_cidrs),
+            ("whitelist-source-range", &self.whitelist_source_range),
+            ("denylist-source-range", &self.denylist_source_range),
+        ] {
+            if let Some(list) = list {
+                check_cidrs(list, &path.field(key), report);
+            }
         }
         for (key, list) in [
             ("block-user-agents", &self.block_user_agents),
@@ -1322,6 +1346,8 @@ mod tests {
             "no-auth-locations",
             "proxy-real-ip-cidr",
             "block-cidrs",
+            "whitelist-source-range",
+            "denylist-source-range",
         ] {
             assert_corpus::<GeneralConfig>(key, &all, &[], |s| json!({key: [s]}));
         }

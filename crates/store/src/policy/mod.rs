@@ -409,13 +409,27 @@ impl CompiledPolicies {
             }),
         };
 
+        // A location without its own list gets the ConfigMap's (ingress-nginx's
+        // `whitelist-source-range` / `denylist-source-range` keys).
         match location.denylist.networks() {
             Ok(list) if !list.is_empty() => p.denylist = Some(CidrSet::from_cidrs(list)),
+            Ok(_) if !general.denylist_source_range().is_empty() => {
+                match CidrSet::parse(general.denylist_source_range()) {
+                    Ok(set) => p.denylist = Some(set),
+                    Err(e) => problems.push(format!("ConfigMap denylist-source-range: {e}")),
+                }
+            }
             Ok(_) => {}
             Err(e) => problems.push(format!("denylist-source-range: {e}")),
         }
         match location.allowlist.networks() {
             Ok(list) if !list.is_empty() => p.allowlist = Some(CidrSet::from_cidrs(list)),
+            Ok(_) if !general.whitelist_source_range().is_empty() => {
+                match CidrSet::parse(general.whitelist_source_range()) {
+                    Ok(set) => p.allowlist = Some(set),
+                    Err(e) => problems.push(format!("ConfigMap whitelist-source-range: {e}")),
+                }
+            }
             Ok(_) => {}
             Err(e) => problems.push(format!("allowlist-source-range: {e}")),
         }

@@ -255,3 +255,29 @@ fn broken_policies_answer_503_and_never_fail_the_compile() {
     let p = compile_one(&g, &server("a", json!({})));
     assert!(p.unavailable.as_deref().unwrap().contains("block-cidrs"));
 }
+
+#[test]
+fn configmap_source_ranges_apply_to_locations_without_their_own() {
+    let g = general(json!({
+        "whitelist-source-range": ["10.0.0.0/8"],
+        "denylist-source-range": ["10.9.0.0/16"]
+    }));
+    let p = compile_one(&g, &server("a", json!({})));
+    let allow = p
+        .allowlist
+        .as_ref()
+        .expect("the ConfigMap allowlist applies");
+    assert!(allow.contains("10.1.2.3".parse().unwrap()));
+    assert!(!allow.contains("192.0.2.1".parse().unwrap()));
+    let deny = p.denylist.as_ref().expect("the ConfigMap denylist applies");
+    assert!(deny.contains("10.9.0.1".parse().unwrap()));
+
+    // The location's own list replaces the ConfigMap's.
+    let p = compile_one(
+        &g,
+        &server("a", json!({"allowlist": {"cidrs": ["192.0.2.0/24"]}})),
+    );
+    let allow = p.allowlist.as_ref().unwrap();
+    assert!(allow.contains("192.0.2.1".parse().unwrap()));
+    assert!(!allow.contains("10.1.2.3".parse().unwrap()));
+}
