@@ -278,12 +278,16 @@ async fn proxy(
     let mut tried: Vec<usize> = Vec::new();
     let mut last_status = StatusCode::BAD_GATEWAY;
     for attempt in 1..=tries {
-        // Retrying on an upstream *status* needs the request again after it was
-        // sent: only possible for requests without a body, and only prepared when
-        // such a condition is configured (`proxy-next-upstream http_5xx...`).
-        let spare = (attempt < tries && !retry.statuses.is_empty())
-            .then(|| spare_request(&upstream_request, &retry))
-            .flatten();
+        // Retrying after the request was sent (an upstream that resets or times out
+        // mid-exchange, or answers a listed `http_NNN` status) needs the request
+        // again: a copy is kept for body-less idempotent requests, when a retry
+        // condition applies and another endpoint exists, as nginx retries them
+        // under its default `proxy_next_upstream error timeout`.
+        let spare = (attempt < tries
+            && backend.upstreams.len() > tried.len() + 1
+            && (retry.error || retry.timeout || !retry.statuses.is_empty()))
+        .then(|| spare_request(&upstream_request, &retry))
+        .flatten();
         let pick = entry.balancer.pick(&PickRequest {
             hash_key: hash_key.as_deref(),
             affinity_cookie: affinity_cookie.as_deref(),

@@ -47,8 +47,19 @@ impl Gangplank {
     }
 
     /// Starts `gangplank <subcommand>` (`proxy` or `standalone`) with the proxy flags
-    /// on free ports, plus `extra` flags.
+    /// on free ports, plus `extra` flags. A port picked as free can be taken by a
+    /// concurrent test before the child binds it: a child that exits at start is
+    /// started again on other ports.
     pub async fn start_with(subcommand: &str, extra: &[&str]) -> Gangplank {
+        for _ in 0..3 {
+            if let Some(g) = Gangplank::try_start(subcommand, extra).await {
+                return g;
+            }
+        }
+        panic!("gangplank {subcommand} did not start (three attempts)");
+    }
+
+    async fn try_start(subcommand: &str, extra: &[&str]) -> Option<Gangplank> {
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("admin.sock");
         let http = free_port();
@@ -76,7 +87,7 @@ impl Gangplank {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let g = Gangplank {
+        let mut g = Gangplank {
             child,
             socket,
             http,
@@ -86,11 +97,17 @@ impl Gangplank {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while std::os::unix::net::UnixStream::connect(&g.socket).is_err() {
+        // Ready when both the admin socket and the HTTP listener accept.
+        while std::os::unix::net::UnixStream::connect(&g.socket).is_err()
+            || std::net::TcpStream::connect(g.http).is_err()
+        {
+            if g.child.try_wait().unwrap().is_some() {
+                return None; // Exited: most likely a port was taken meanwhile.
+            }
             assert!(Instant::now() < deadline, "gangplank did not start");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        g
+        Some(g)
     }
 
     pub fn admin(&self) -> AdminClient {
