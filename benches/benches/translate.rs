@@ -22,7 +22,10 @@ fn translate_10k(c: &mut Criterion) {
     assert_eq!(state.ingresses.len(), 10_000);
     let options = TranslateOptions::default();
     let translation = translate(&state, &options);
-    assert_eq!(translation.configuration.backends.len(), 10_001);
+    // Each Ingress names its Service's port once by name and once by number: two
+    // backends per Service (`<ns>-<svc>-http`, `<ns>-<svc>-80`), plus the default.
+    assert_eq!(translation.configuration.backends.len(), 20_001);
+    assert!(translation.events.is_empty(), "{:?}", translation.events.first());
 
     let mut group = c.benchmark_group("translate");
     group.sample_size(10);
