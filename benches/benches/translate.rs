@@ -25,7 +25,11 @@ fn translate_10k(c: &mut Criterion) {
     // Each Ingress names its Service's port once by name and once by number: two
     // backends per Service (`<ns>-<svc>-http`, `<ns>-<svc>-80`), plus the default.
     assert_eq!(translation.configuration.backends.len(), 20_001);
-    assert!(translation.events.is_empty(), "{:?}", translation.events.first());
+    assert!(
+        translation.events.is_empty(),
+        "{:?}",
+        translation.events.first()
+    );
 
     let mut group = c.benchmark_group("translate");
     group.sample_size(10);

@@ -31,7 +31,10 @@ pub(crate) struct ClassFilter<'a> {
 }
 
 impl<'a> ClassFilter<'a> {
-    pub(crate) fn new(classes: &'a [IngressClass], options: &'a TranslateOptions) -> Self {
+    pub(crate) fn new(
+        classes: &'a [std::sync::Arc<IngressClass>],
+        options: &'a TranslateOptions,
+    ) -> Self {
         let mut ours = HashSet::new();
         let mut default_is_ours = false;
         for class in classes {

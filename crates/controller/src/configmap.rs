@@ -262,12 +262,12 @@ mod tests {
 
     use super::*;
 
-    fn config_map(namespace: &str, name: &str, data: &[(&str, &str)]) -> ConfigMap {
-        serde_json::from_value(serde_json::json!({
+    fn config_map(namespace: &str, name: &str, data: &[(&str, &str)]) -> std::sync::Arc<ConfigMap> {
+        std::sync::Arc::new(serde_json::from_value(serde_json::json!({
             "metadata": {"namespace": namespace, "name": name},
             "data": data.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<BTreeMap<_, _>>(),
         }))
-        .unwrap()
+        .unwrap())
     }
 
     fn translate(data: &[(&str, &str)]) -> (GeneralConfig, Vec<crate::Event>) {

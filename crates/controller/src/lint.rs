@@ -392,6 +392,7 @@ pub fn lint(state: &ClusterState, options: &TranslateOptions) -> Vec<Finding> {
     lint_options.watch_ingress_without_class = true;
     let mut all_classes = state.clone();
     for ingress in &mut all_classes.ingresses {
+        let ingress = std::sync::Arc::make_mut(ingress);
         ingress
             .spec
             .get_or_insert_with(Default::default)

@@ -208,10 +208,10 @@ fn add(
             .map_err(|e| format!("{label}: {} (at {})", e.inner(), e.path()))
     }
     match kind.as_str() {
-        "Ingress" => state.ingresses.push(decode(&kind, object)?),
-        "IngressClass" => state.ingress_classes.push(decode(&kind, object)?),
-        "Service" => state.services.push(decode(&kind, object)?),
-        "EndpointSlice" => state.endpoint_slices.push(decode(&kind, object)?),
+        "Ingress" => state.ingresses.push(Arc::new(decode(&kind, object)?)),
+        "IngressClass" => state.ingress_classes.push(Arc::new(decode(&kind, object)?)),
+        "Service" => state.services.push(Arc::new(decode(&kind, object)?)),
+        "EndpointSlice" => state.endpoint_slices.push(Arc::new(decode(&kind, object)?)),
         "Secret" => {
             let mut secret: k8s_openapi::api::core::v1::Secret = decode(&kind, object)?;
             // `stringData` is a write-only convenience the API server folds into `data`.
@@ -221,7 +221,7 @@ fn add(
                     data.insert(key, k8s_openapi::ByteString(value.into_bytes()));
                 }
             }
-            state.secrets.push(secret);
+            state.secrets.push(Arc::new(secret));
         }
         "ConfigMap" => {
             let map: k8s_openapi::api::core::v1::ConfigMap = decode(&kind, object)?;
@@ -229,6 +229,7 @@ fn add(
                 .configmap
                 .as_ref()
                 .is_some_and(|(ns, n)| namespace(&map.metadata) == ns && name(&map.metadata) == n);
+            let map = Arc::new(map);
             if is_global && state.config_map.is_none() {
                 state.config_map = Some(map.clone());
             }

@@ -7,6 +7,7 @@
 //! of one kind share a namespace and name, the first one wins.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -16,25 +17,26 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 /// The label that ties an EndpointSlice to its Service.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 
-/// Every object the translation reads.
+/// Every object the translation reads, shared (`Arc`) with the watches' stores so a
+/// sync never deep-copies the cluster.
 #[derive(Debug, Clone, Default)]
 pub struct ClusterState {
     /// Ingresses (`networking.k8s.io/v1`) of every class; the translation filters.
-    pub ingresses: Vec<Ingress>,
+    pub ingresses: Vec<Arc<Ingress>>,
     /// IngressClasses; those whose `spec.controller` is ours select Ingresses.
-    pub ingress_classes: Vec<IngressClass>,
+    pub ingress_classes: Vec<Arc<IngressClass>>,
     /// Services referenced by Ingresses (others are ignored).
-    pub services: Vec<Service>,
+    pub services: Vec<Arc<Service>>,
     /// EndpointSlices (`discovery.k8s.io/v1`), tied to Services by the
     /// `kubernetes.io/service-name` label.
-    pub endpoint_slices: Vec<EndpointSlice>,
+    pub endpoint_slices: Vec<Arc<EndpointSlice>>,
     /// Secrets referenced by Ingresses (TLS).
-    pub secrets: Vec<Secret>,
+    pub secrets: Vec<Arc<Secret>>,
     /// The global ConfigMap (`--configmap`), translated into the general config.
-    pub config_map: Option<ConfigMap>,
+    pub config_map: Option<Arc<ConfigMap>>,
     /// ConfigMaps referenced by annotations (`custom-headers`) or by the global
     /// ConfigMap (`proxy-set-headers`, `add-headers`).
-    pub config_maps: Vec<ConfigMap>,
+    pub config_maps: Vec<Arc<ConfigMap>>,
 }
 
 /// The namespace of an object, `default` when unset.

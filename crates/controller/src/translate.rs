@@ -246,7 +246,7 @@ fn select<'a>(
         .filter(|ing| seen.insert((namespace(&ing.metadata), name(&ing.metadata))))
         .map(|ing| {
             let key = format!("{}/{}", namespace(&ing.metadata), name(&ing.metadata));
-            (ing, key)
+            (&**ing, key)
         })
         .collect();
     ours.sort_by(|(a, ka), (b, kb)| {

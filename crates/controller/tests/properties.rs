@@ -516,9 +516,12 @@ fn states() -> impl Strategy<Value = (ClusterState, TranslateOptions)> {
                 default,
                 (config_map, config_maps, default_certificate),
             )| {
+                fn arcs<T>(v: Vec<T>) -> Vec<std::sync::Arc<T>> {
+                    v.into_iter().map(std::sync::Arc::new).collect()
+                }
                 let state = ClusterState {
-                    ingresses,
-                    ingress_classes: vec![IngressClass {
+                    ingresses: arcs(ingresses),
+                    ingress_classes: vec![std::sync::Arc::new(IngressClass {
                         metadata: ObjectMeta {
                             name: Some("gangplank".to_owned()),
                             ..ObjectMeta::default()
@@ -527,12 +530,12 @@ fn states() -> impl Strategy<Value = (ClusterState, TranslateOptions)> {
                             controller: Some("gangplank.io/ingress-controller".to_owned()),
                             parameters: None,
                         }),
-                    }],
-                    services,
-                    endpoint_slices,
-                    secrets,
-                    config_map,
-                    config_maps,
+                    })],
+                    services: arcs(services),
+                    endpoint_slices: arcs(endpoint_slices),
+                    secrets: arcs(secrets),
+                    config_map: config_map.map(std::sync::Arc::new),
+                    config_maps: arcs(config_maps),
                 };
                 let options = TranslateOptions {
                     watch_ingress_without_class: without_class,

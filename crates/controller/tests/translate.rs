@@ -384,6 +384,7 @@ fn class_filtering() {
 fn default_ingress_class_takes_ingresses_without_class() {
     let mut state = common::fixture("class_filtering");
     for class in &mut state.ingress_classes {
+        let class = std::sync::Arc::make_mut(class);
         if class.metadata.name.as_deref() == Some("gangplank") {
             class.metadata.annotations = Some(
                 [(

@@ -63,13 +63,13 @@ mod tests {
     #[test]
     fn backend_settings() {
         let mut state = ClusterState::default();
-        state.services.push(
+        state.services.push(std::sync::Arc::new(
             serde_json::from_value(serde_json::json!({
                 "metadata": {"namespace": "ns", "name": "errors"},
                 "spec": {"ports": [{"port": 80}]}
             }))
             .unwrap(),
-        );
+        ));
         let (a, events) = parse_in(
             &state,
             &[

@@ -77,7 +77,7 @@ pub(crate) struct Context<'a> {
     /// Services and Secrets.
     pub(crate) index: &'a Index<'a>,
     /// ConfigMaps referenced by annotations (`custom-headers`, `auth-proxy-set-headers`).
-    pub(crate) config_maps: &'a [ConfigMap],
+    pub(crate) config_maps: &'a [std::sync::Arc<ConfigMap>],
     /// The global settings (`global-allowed-response-headers`).
     pub(crate) general: &'a GeneralConfig,
 }
@@ -357,14 +357,17 @@ pub(crate) fn check_dns_subdomain(value: &str, what: &str) -> Result<(), String>
 
 /// The ConfigMap `namespace/name`, first one wins.
 pub(crate) fn find_config_map<'c>(
-    config_maps: &'c [ConfigMap],
+    config_maps: &'c [std::sync::Arc<ConfigMap>],
     namespace: &str,
     name: &str,
 ) -> Option<&'c ConfigMap> {
-    config_maps.iter().find(|cm| {
-        crate::state::namespace(&cm.metadata) == namespace
-            && crate::state::name(&cm.metadata) == name
-    })
+    config_maps
+        .iter()
+        .find(|cm| {
+            crate::state::namespace(&cm.metadata) == namespace
+                && crate::state::name(&cm.metadata) == name
+        })
+        .map(|cm| &**cm)
 }
 
 /// Parses the annotations of one Ingress. Problems become Warning events on
@@ -560,8 +563,8 @@ mod tests {
         namespace: &str,
         name: &str,
         data: &[(&str, &str)],
-    ) -> k8s_openapi::api::core::v1::Secret {
-        k8s_openapi::api::core::v1::Secret {
+    ) -> std::sync::Arc<k8s_openapi::api::core::v1::Secret> {
+        std::sync::Arc::new(k8s_openapi::api::core::v1::Secret {
             metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                 namespace: Some(namespace.to_owned()),
                 name: Some(name.to_owned()),
@@ -573,12 +576,16 @@ mod tests {
                     .collect(),
             ),
             ..Default::default()
-        }
+        })
     }
 
     /// A ConfigMap.
-    pub(crate) fn config_map(namespace: &str, name: &str, data: &[(&str, &str)]) -> ConfigMap {
-        ConfigMap {
+    pub(crate) fn config_map(
+        namespace: &str,
+        name: &str,
+        data: &[(&str, &str)],
+    ) -> std::sync::Arc<ConfigMap> {
+        std::sync::Arc::new(ConfigMap {
             metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
                 namespace: Some(namespace.to_owned()),
                 name: Some(name.to_owned()),
@@ -590,7 +597,7 @@ mod tests {
                     .collect(),
             ),
             ..Default::default()
-        }
+        })
     }
 
     pub(crate) fn parse_map(pairs: &[(&str, &str)]) -> (IngressAnnotations, Vec<crate::Event>) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::{
-    Ingress, IngressClass, IngressLoadBalancerIngress, IngressLoadBalancerStatus,
+    Ingress, IngressLoadBalancerIngress, IngressLoadBalancerStatus,
 };
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
@@ -81,12 +81,7 @@ impl StatusUpdater {
             tracing::debug!("publish service not found; status left alone");
             return;
         };
-        let classes: Vec<IngressClass> = self
-            .watches
-            .ingress_classes()
-            .iter()
-            .map(|c| (**c).clone())
-            .collect();
+        let classes = self.watches.ingress_classes();
         let filter = ClassFilter::new(&classes, &self.options);
         for ingress in self.watches.ingresses() {
             if !filter.accepts(&ingress) || current(&ingress) == wanted {

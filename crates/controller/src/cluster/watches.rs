@@ -110,12 +110,13 @@ impl Watches {
 
 impl StateSource for Watches {
     fn state(&self) -> Arc<ClusterState> {
-        fn owned<K>(store: &Store<K>) -> Vec<K>
+        // The stores' own `Arc`s: a sync copies pointers, never objects.
+        fn owned<K>(store: &Store<K>) -> Vec<Arc<K>>
         where
             K: kube::runtime::reflector::Lookup + Clone + 'static,
             K::DynamicType: std::hash::Hash + Eq + Clone,
         {
-            store.state().iter().map(|k| (**k).clone()).collect()
+            store.state()
         }
         let mut config_maps = owned(&self.config_maps);
         if let Some(store) = &self.global_config_map {

@@ -21,18 +21,24 @@ pub fn load(yaml: &str) -> ClusterState {
         }
         let kind = value["kind"].as_str().unwrap().to_owned();
         match kind.as_str() {
-            "Ingress" => state.ingresses.push(serde_json::from_value(value).unwrap()),
+            "Ingress" => state
+                .ingresses
+                .push(std::sync::Arc::new(serde_json::from_value(value).unwrap())),
             "IngressClass" => state
                 .ingress_classes
-                .push(serde_json::from_value(value).unwrap()),
-            "Service" => state.services.push(serde_json::from_value(value).unwrap()),
+                .push(std::sync::Arc::new(serde_json::from_value(value).unwrap())),
+            "Service" => state
+                .services
+                .push(std::sync::Arc::new(serde_json::from_value(value).unwrap())),
             "EndpointSlice" => state
                 .endpoint_slices
-                .push(serde_json::from_value(value).unwrap()),
-            "Secret" => state.secrets.push(serde_json::from_value(value).unwrap()),
+                .push(std::sync::Arc::new(serde_json::from_value(value).unwrap())),
+            "Secret" => state
+                .secrets
+                .push(std::sync::Arc::new(serde_json::from_value(value).unwrap())),
             "ConfigMap" => {
                 let global = value["metadata"]["labels"][GLOBAL_LABEL].as_str() == Some("true");
-                let config_map = serde_json::from_value(value).unwrap();
+                let config_map = std::sync::Arc::new(serde_json::from_value(value).unwrap());
                 if global {
                     assert!(state.config_map.is_none(), "two global ConfigMaps");
                     state.config_map = Some(config_map);
