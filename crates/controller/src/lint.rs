@@ -377,6 +377,15 @@ pub fn lint(state: &ClusterState, options: &TranslateOptions) -> Vec<Finding> {
                     Severity::Info,
                     "no $1..$9 capture reference: every path of the host is rewritten to the same URI".to_owned(),
                 ));
+            } else if short == "x-forwarded-prefix"
+                && !annotations.contains_key(&format!("{PREFIX}rewrite-target"))
+            {
+                findings.push(finding(
+                    key,
+                    Severity::Info,
+                    "sent only with rewrite-target (as ingress-nginx does): without it, nothing is sent"
+                        .to_owned(),
+                ));
             } else if short == "x-forwarded-prefix" && matches!(value.as_str(), "true" | "false") {
                 findings.push(finding(
                     key,
