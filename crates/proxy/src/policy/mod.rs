@@ -17,16 +17,21 @@
 //! 6. the `www.` twin of `from-to-www-redirect`, then the HTTPS redirect
 //!    (`ssl-redirect`, `force-ssl-redirect`): `http-redirect-code` (308);
 //! 7. CORS preflight (`OPTIONS` with an allowed origin): 204;
-//! 8. basic authentication: 401;
-//! 9. `temporal-redirect` / `permanent-redirect`, then `app-root` for `/`;
-//! 10. `backend-protocol` the proxy cannot speak: 502;
-//! 11. `rewrite-target` (302 for an absolute target), `proxy-set-headers` values.
+//! 8. `limit-rps`, `limit-rpm`, then `limit-connections`, per real client address
+//!    ([`limit`], per-worker state): `limit-req-status-code` /
+//!    `limit-conn-status-code` (503);
+//! 9. basic authentication: 401;
+//! 10. `temporal-redirect` / `permanent-redirect`, then `app-root` for `/`;
+//! 11. `backend-protocol` the proxy cannot speak: 502;
+//! 12. `rewrite-target` (302 for an absolute target), `proxy-set-headers` values.
 //!
 //! This is ingress-nginx's documented order (deny list, allow list, rate limit, auth,
 //! redirect) with nginx's phases where they matter for safety or compatibility: the
 //! HTTPS redirect and the CORS preflight come before authentication, as in nginx
 //! (rewrite phase before access phase), so credentials are never asked for over plain
-//! HTTP and preflights (which carry no credentials) still work.
+//! HTTP and preflights (which carry no credentials) still work. For the same reason
+//! they do not count against rate limits (nginx's rewrite phase runs before
+//! `limit_req`); requests the address lists refuse do not count either.
 //!
 //! Responses of the location, the proxy's own answers included, get the configured
 //! response headers, CORS headers and HSTS ([`Admitted::decorate`]). Deliberate
@@ -40,6 +45,7 @@ pub mod auth;
 pub mod body;
 pub mod cors;
 pub mod headers;
+pub mod limit;
 pub mod realip;
 pub mod redirect;
 pub mod rewrite;
@@ -80,6 +86,8 @@ pub struct Admitted<'p> {
     rewritten: Option<Uri>,
     /// `proxy-set-headers` values with variables, evaluated.
     evaluated: Vec<(HeaderName, HeaderValue)>,
+    /// The `limit-connections` slot this request holds.
+    connection: Option<limit::ConnectionGuard>,
 }
 
 /// Evaluates `location`'s policies for `request`. `client` gets the real client
@@ -101,6 +109,7 @@ pub async fn admit<'p, B>(
         hsts: false,
         rewritten: None,
         evaluated: Vec::new(),
+        connection: None,
     };
     let too_large = |headers: &HeaderMap| {
         p.body_limit
@@ -172,6 +181,12 @@ pub async fn admit<'p, B>(
         cors::preflight_headers(response.headers_mut());
         return Verdict::Answer(response);
     }
+    if let Some(limits) = &p.rate_limits {
+        match limit::check(limits, ip, &p.name) {
+            Ok(connection) => admitted.connection = connection,
+            Err(status) => return Verdict::Reject(status),
+        }
+    }
     if let Some(auth) = &p.basic_auth
         && !(p.satisfy_any && lists_admit)
         && !auth::check(auth, headers).await
@@ -239,6 +254,13 @@ fn host_has_certificate(p: &CompiledPolicies, certificates: &CertificateTable, h
 }
 
 impl Admitted<'_> {
+    /// The `limit-connections` slot of this request, to keep until the response ends
+    /// (its body completes or is dropped) or, for an upgraded connection, until the
+    /// tunnel closes. Dropping the `Admitted` without taking it frees the slot.
+    pub fn take_connection_guard(&mut self) -> Option<limit::ConnectionGuard> {
+        self.connection.take()
+    }
+
     /// The body to send upstream: the client's, counted against `proxy-body-size` when
     /// its length was not declared up front.
     pub fn request_body(&self, body: Incoming) -> RequestBody {

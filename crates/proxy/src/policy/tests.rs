@@ -210,7 +210,6 @@ async fn fail_closed_and_unsupported_protocols() {
     let s = setup(
         json!([
             {"path": "/ext", "backend": "b", "externalAuth": {"url": "https://auth.example.com/"}},
-            {"path": "/limited", "backend": "b", "rateLimit": {"rps": 1}},
             {"path": "/grpc", "backend": "b", "backend-protocol": "GRPC"},
             {"path": "/auto", "backend": "b", "backend-protocol": "AUTO_HTTP"}
         ]),
@@ -218,10 +217,6 @@ async fn fail_closed_and_unsupported_protocols() {
     );
     assert_eq!(
         run(&s, get("/ext")).await.0.status(),
-        StatusCode::SERVICE_UNAVAILABLE
-    );
-    assert_eq!(
-        run(&s, get("/limited")).await.0.status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(
@@ -233,6 +228,74 @@ async fn fail_closed_and_unsupported_protocols() {
         run(&s, get("/auto").https()).await.0.status(),
         StatusCode::BAD_GATEWAY
     );
+}
+
+#[tokio::test]
+async fn rate_and_connection_limits() {
+    let s = setup(
+        json!([
+            {"path": "/rpm", "backend": "b", "rateLimit": {"rpm": 1, "burstMultiplier": 2, "allowlist": ["198.51.100.0/24"]}},
+            {"path": "/conn", "backend": "b", "rateLimit": {"connections": 1}},
+            {"path": "/deny", "backend": "b", "rateLimit": {"rpm": 1, "burstMultiplier": 1}, "denylist": {"cidrs": ["203.0.113.0/24"]}}
+        ]),
+        json!({"limit-req-status-code": 429}),
+    );
+    // burst = 1 × 2: three requests pass at once, then limit-req-status-code.
+    for expected in [200, 200, 200, 429, 429] {
+        assert_eq!(run(&s, get("/rpm")).await.0.status(), expected);
+    }
+    // Per client address; the allowlist is never limited.
+    let other = || get("/rpm").peer("192.0.2.11:1");
+    assert_eq!(run(&s, other()).await.0.status(), StatusCode::OK);
+    for _ in 0..10 {
+        let (o, _) = run(&s, get("/rpm").peer("198.51.100.7:1")).await;
+        assert_eq!(o.status(), StatusCode::OK);
+    }
+    // A request that finished (its `Admitted` dropped) frees its connection slot.
+    for _ in 0..3 {
+        assert_eq!(run(&s, get("/conn")).await.0.status(), StatusCode::OK);
+    }
+    // Requests the address lists refuse do not count.
+    for _ in 0..3 {
+        let (o, _) = run(&s, get("/deny").peer("203.0.113.1:1")).await;
+        assert_eq!(o.status(), StatusCode::FORBIDDEN);
+    }
+    assert_eq!(
+        run(&s, get("/deny").peer("192.0.2.99:1")).await.0.status(),
+        StatusCode::OK
+    );
+    // A connection slot is held as long as the `Admitted` (the response) lives.
+    let route = s.routes.route("app.example.com", "/conn").unwrap();
+    let location = route.location.unwrap();
+    let request = Request::get("/conn").body(()).unwrap();
+    let mut client = ClientInfo::new("192.0.2.10:5000".parse().unwrap(), 80, false);
+    let first = admit(
+        location,
+        &s.certificates,
+        &request,
+        &mut client,
+        "app.example.com",
+        "/conn",
+    )
+    .await;
+    assert!(matches!(first, Verdict::Proceed(_)));
+    assert_eq!(
+        run(&s, get("/conn")).await.0.status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    let Verdict::Proceed(mut admitted) = first else {
+        unreachable!()
+    };
+    let guard = admitted.take_connection_guard();
+    assert!(guard.is_some());
+    drop(admitted);
+    assert_eq!(
+        run(&s, get("/conn")).await.0.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the guard holds the slot"
+    );
+    drop(guard);
+    assert_eq!(run(&s, get("/conn")).await.0.status(), StatusCode::OK);
 }
 
 #[tokio::test]

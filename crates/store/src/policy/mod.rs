@@ -1,6 +1,7 @@
 //! Request policies, compiled at apply time into the form the proxy evaluates per
 //! request (`gangplank_proxy::policy`): CIDR sets, parsed htpasswd tables, CORS origin
-//! matchers, rewrite and redirect templates, precomputed header values.
+//! matchers, rewrite and redirect templates, precomputed header values, rate limit
+//! parameters.
 //!
 //! Every [`CompiledLocation`](crate::CompiledLocation) carries an
 //! `Arc<CompiledPolicies>` built from its `Location`, its `Server`, the
@@ -15,9 +16,10 @@
 //!   locations that do not opt out (`enable-global-auth: "false"`,
 //!   `no-auth-locations`);
 //! - client-certificate authentication: `auth-tls-*` (location or server);
-//! - request rate and connection limits: `limit-rps`, `limit-rpm`,
-//!   `limit-connections`;
 //! - digest authentication: `auth-type: digest`.
+//!
+//! Request rate and connection limits (`limit-rps`, `limit-rpm`, `limit-connections`)
+//! compile into [`RateLimits`]; the proxy keeps their state per worker.
 //!
 //! A `backend-protocol` the proxy cannot speak yet (HTTPS, GRPC, GRPCS, FCGI; AUTO_HTTP
 //! for HTTPS clients) answers **502** rather than sending plain HTTP/1 to a TLS or gRPC
@@ -31,6 +33,7 @@ mod access;
 mod auth;
 mod cors;
 mod headers;
+mod limit;
 mod realip;
 mod redirect;
 mod rewrite;
@@ -48,6 +51,7 @@ pub use access::{CidrSet, HeaderBlock};
 pub use auth::{BasicAuth, Credential};
 pub use cors::{Cors, OriginMatcher};
 pub use headers::{HeaderTemplate, RequestHeader};
+pub use limit::{RateLimits, RequestRate};
 pub use realip::RealIp;
 pub use redirect::{LocationRedirect, SslRedirect, WwwRedirect, www_twin};
 pub use rewrite::RewriteRule;
@@ -277,6 +281,8 @@ pub struct CompiledPolicies {
     pub rewrite: Option<RewriteRule>,
     /// `proxy-body-size` in bytes; `None` is unlimited.
     pub body_limit: Option<u64>,
+    /// `limit-rps`, `limit-rpm`, `limit-connections`.
+    pub rate_limits: Option<RateLimits>,
     /// `add-headers` and `custom-headers`.
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
     /// HSTS may apply (HSTS on and some certificate configured).
@@ -309,6 +315,7 @@ impl CompiledPolicies {
             cors: None,
             rewrite: None,
             body_limit: None,
+            rate_limits: None,
             response_headers: Vec::new(),
             hsts_possible: false,
         }
@@ -346,10 +353,6 @@ impl CompiledPolicies {
         }
         if location.certificate_auth.is_enabled() || server.certificate_auth.is_enabled() {
             unenforced.push("client-certificate authentication (auth-tls-*) is not enforced yet");
-        }
-        if location.rate_limit.is_enabled() {
-            unenforced
-                .push("rate limits (limit-rps, limit-rpm, limit-connections) are not enforced yet");
         }
         if location.basic_digest_auth.auth_type == Some(AuthType::Digest) {
             unenforced.push("digest authentication (auth-type: digest) is not enforced yet");
@@ -472,6 +475,10 @@ impl CompiledPolicies {
             .unwrap_or_else(|| general.proxy_body_size())
             .bytes();
         p.body_limit = (body_limit > 0).then_some(body_limit);
+        match RateLimits::compile(location, server, general) {
+            Ok(limits) => p.rate_limits = limits,
+            Err(e) => problems.push(e),
+        }
         match headers::response_headers(general.add_headers(), &location.custom_headers.headers) {
             Ok(list) => p.response_headers = list,
             Err(e) => problems.push(e),
@@ -500,6 +507,7 @@ impl CompiledPolicies {
             && p.basic_auth.is_none()
             && p.cors.is_none()
             && p.rewrite.is_none()
+            && p.rate_limits.is_none()
             && p.response_headers.is_empty()
             && !p.hsts_possible;
         p

@@ -52,7 +52,6 @@ fn unenforced_security_settings_fail_closed() {
             json!({"externalAuth": {"url": "https://auth.example.com/check"}}),
             "auth-url",
         ),
-        (json!({"rateLimit": {"rps": 5}}), "limit-rps"),
         (
             json!({"basicDigestAuth": {"authType": "digest", "credentials": {"u": "0123456789abcdef0123456789abcdef"}}}),
             "digest",
@@ -96,6 +95,89 @@ fn unenforced_security_settings_fail_closed() {
         ),
     );
     assert!(p.unavailable.is_none());
+}
+
+#[test]
+fn rate_limits_compile_with_nginx_burst_and_per_ingress_zones() {
+    let g = GeneralConfig::default();
+    // rps and rpm both apply; burst = limit × multiplier (default 5).
+    let p = compile_one(
+        &g,
+        &server(
+            "a",
+            json!({"rateLimit": {"rps": 2, "rpm": 30, "connections": 3, "allowlist": ["10.0.0.0/8"]}}),
+        ),
+    );
+    assert!(p.unavailable.is_none(), "{:?}", p.unavailable);
+    assert!(!p.is_empty());
+    let limits = p.rate_limits.as_ref().unwrap();
+    assert_eq!(
+        limits.rps,
+        Some(RequestRate {
+            limit: 2,
+            period_nanos: 1_000_000_000,
+            burst: 10
+        })
+    );
+    assert_eq!(
+        limits.rpm,
+        Some(RequestRate {
+            limit: 30,
+            period_nanos: 60_000_000_000,
+            burst: 150
+        })
+    );
+    assert_eq!(limits.connections, Some(3));
+    assert!(
+        limits
+            .allowlist
+            .as_ref()
+            .unwrap()
+            .contains("10.1.2.3".parse().unwrap())
+    );
+    assert_eq!(limits.request_status, http::StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        limits.connection_status,
+        http::StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert_eq!(limits.zone_name, "a/");
+
+    // Only what is set; the ConfigMap's status codes.
+    let g = general(json!({"limit-req-status-code": 429, "limit-conn-status-code": 509}));
+    let p = compile_one(
+        &g,
+        &server("a", json!({"rateLimit": {"rpm": 1, "burstMultiplier": 2}})),
+    );
+    let limits = p.rate_limits.as_ref().unwrap();
+    assert!(limits.rps.is_none() && limits.connections.is_none() && limits.allowlist.is_none());
+    assert_eq!(limits.rpm.unwrap().burst, 2);
+    assert_eq!(limits.request_status.as_u16(), 429);
+    assert_eq!(limits.connection_status.as_u16(), 509);
+
+    // Zones are per Ingress (ingress-nginx's zone names), else per host and path.
+    let from = |host: &str, path: &str, ingress: &str| {
+        let mut location = json!({"path": path, "rateLimit": {"rps": 1}});
+        if !ingress.is_empty() {
+            location["ingress"] = json!({"namespace": "ns", "name": ingress});
+        }
+        compile_one(&g, &server(host, location))
+            .rate_limits
+            .as_ref()
+            .unwrap()
+            .zone
+    };
+    assert_eq!(from("a", "/x", "web"), from("b", "/y", "web"));
+    assert_ne!(from("a", "/x", "web"), from("a", "/x", "api"));
+    assert_ne!(from("a", "/x", ""), from("a", "/y", ""));
+    assert_eq!(from("a", "/x", ""), from("a", "/x", ""));
+
+    // Nothing but limit-rate: no limits here (limit-rate is only logged).
+    let p = compile_one(
+        &GeneralConfig::default(),
+        &server("a", json!({"rateLimit": {"limitRate": 10}})),
+    );
+    assert!(p.rate_limits.is_none());
+    assert!(p.is_empty());
 }
 
 #[test]
