@@ -602,8 +602,6 @@ async fn unenforced_policies_fail_closed() {
             {"path": "/open", "backend": "b"},
             {"path": "/ext", "backend": "b", "externalAuth": {"url": "https://auth.example.com/check"}},
             {"path": "/global", "backend": "b", "enableGlobalAuth": true},
-            {"path": "/limit", "backend": "b", "rateLimit": {"rps": 5}},
-            {"path": "/conn", "backend": "b", "rateLimit": {"connections": 2}},
             {"path": "/tls", "backend": "b", "certificateAuth": {"secret": {"namespace": "d", "name": "ca"}, "caPem": ca}},
             {"path": "/digest", "backend": "b", "basicDigestAuth": {"authType": "digest", "credentials": {"u": "0123456789abcdef0123456789abcdef"}}},
             {"path": "/grpc", "backend": "b", "backend-protocol": "GRPC"},
@@ -620,8 +618,6 @@ async fn unenforced_policies_fail_closed() {
         ("/open", StatusCode::OK),
         ("/ext", StatusCode::SERVICE_UNAVAILABLE),
         ("/global", StatusCode::SERVICE_UNAVAILABLE),
-        ("/limit", StatusCode::SERVICE_UNAVAILABLE),
-        ("/conn", StatusCode::SERVICE_UNAVAILABLE),
         ("/tls", StatusCode::SERVICE_UNAVAILABLE),
         ("/digest", StatusCode::SERVICE_UNAVAILABLE),
         ("/grpc", StatusCode::BAD_GATEWAY),
@@ -632,5 +628,179 @@ async fn unenforced_policies_fail_closed() {
         ("/mirror", StatusCode::OK),
     ] {
         assert_eq!(get(h, "fc.test", path, &[]).await.0, expected, "{path}");
+    }
+}
+
+/// The statuses of `n` requests for `path`, one after the other on one keep-alive
+/// connection.
+async fn statuses(
+    conn: &mut Conn,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    n: usize,
+) -> Vec<u16> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(conn.send(host, path, headers).await.0.as_u16());
+    }
+    out
+}
+
+/// `limit-rps` / `limit-rpm` with `nodelay`: `burst + 1` requests pass at once, then
+/// `limit-req-status-code`; per real client address; `limit-allowlist` exempt.
+///
+/// The harness runs `--workers 2` and limit state is per worker (see
+/// `gangplank_proxy::policy::limit`): each client's burst here goes over one keep-alive
+/// connection, which one worker serves, so the counts are exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limits_per_client_address() {
+    let g = Gangplank::start().await;
+    let upstreams = echoes(1).await;
+    g.apply(json!({
+        "backends": [backend("b", &[upstreams[0].addr()])],
+        "servers": [{"hostname": "rl.test", "locations": [
+            {"path": "/rps", "backend": "b", "rateLimit": {"rps": 1, "burstMultiplier": 2}},
+            {"path": "/rpm", "backend": "b", "rateLimit": {"rpm": 1, "burstMultiplier": 2}},
+            {"path": "/allow", "backend": "b", "rateLimit": {"rpm": 1, "burstMultiplier": 1, "allowlist": ["127.0.0.1"]}}
+        ]}],
+        "general": {
+            "limit-req-status-code": 429,
+            "use-forwarded-headers": true,
+            "proxy-real-ip-cidr": ["127.0.0.1/32"]
+        }
+    }))
+    .await;
+    let h = g.http;
+    let ok_then_limited = |ok: usize, n: usize| {
+        let mut v = vec![200; ok];
+        v.resize(n, 429);
+        v
+    };
+
+    // rpm 1, burst 1 × 2: exactly 3 pass (one more only after 60 s).
+    let mut conn = Conn::open(h).await;
+    assert_eq!(
+        statuses(&mut conn, "rl.test", "/rpm", &[], 10).await,
+        ok_then_limited(3, 10)
+    );
+    let (status, headers, body) = conn.send("rl.test", "/rpm", &[]).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(header(&headers, "server"), "gangplank");
+    assert!(
+        String::from_utf8_lossy(&body).contains("429"),
+        "a small error page"
+    );
+    // Keyed by the real client address (from the trusted peer's X-Forwarded-For).
+    for client in ["203.0.113.5", "203.0.113.6"] {
+        let mut conn = Conn::open(h).await;
+        let xff = [("x-forwarded-for", client)];
+        assert_eq!(
+            statuses(&mut conn, "rl.test", "/rpm", &xff, 5).await,
+            ok_then_limited(3, 5),
+            "{client}"
+        );
+    }
+
+    // rps 1, burst 2: the same 3 at once, then one more per second.
+    let mut conn = Conn::open(h).await;
+    let started = std::time::Instant::now();
+    let got = statuses(&mut conn, "rl.test", "/rps", &[], 10).await;
+    let elapsed = started.elapsed();
+    let passed = got.iter().filter(|s| **s == 200).count();
+    assert_eq!(got[..3], [200, 200, 200], "{got:?}");
+    assert!(
+        passed <= 3 + elapsed.as_secs() as usize,
+        "{got:?} in {elapsed:?}"
+    );
+    if elapsed < std::time::Duration::from_millis(900) {
+        assert_eq!(got, ok_then_limited(3, 10), "in {elapsed:?}");
+    }
+
+    // limit-allowlist: 127.0.0.1 is never limited; others are (burst 1: 2 pass).
+    let mut conn = Conn::open(h).await;
+    assert_eq!(
+        statuses(&mut conn, "rl.test", "/allow", &[], 10).await,
+        vec![200; 10]
+    );
+    let xff = [("x-forwarded-for", "203.0.113.9")];
+    assert_eq!(
+        statuses(&mut conn, "rl.test", "/allow", &xff, 4).await,
+        ok_then_limited(2, 4)
+    );
+}
+
+/// `limit-connections`: requests in flight per client address, freed when the
+/// response ends or the client gives up. All requests share one HTTP/2 connection
+/// (each stream counts, as in nginx), so one worker sees them all (limit state is
+/// per worker under the harness's `--workers 2`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_limits_count_requests_in_flight() {
+    let g = Gangplank::start().await;
+    let upstreams = echoes(1).await;
+    g.apply(json!({
+        "backends": [backend("b", &[upstreams[0].addr()])],
+        "servers": [{"hostname": "lc.test", "locations": [
+            {"path": "/", "backend": "b", "rateLimit": {"connections": 1}}
+        ]}]
+    }))
+    .await;
+    let stream = tokio::net::TcpStream::connect(g.http).await.unwrap();
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let send = |path: &'static str| {
+        let mut sender = sender.clone();
+        async move {
+            let request = Request::get(format!("http://lc.test{path}"))
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            let response = sender.send_request(request).await.unwrap();
+            let status = response.status().as_u16();
+            response.into_body().collect().await.unwrap();
+            status
+        }
+    };
+
+    // Two concurrent slow requests: one passes, the other gets limit-conn-status-code.
+    let (a, b) = tokio::join!(send("/delay/500"), send("/delay/500"));
+    let mut both = [a, b];
+    both.sort_unstable();
+    assert_eq!(both, [200, 503]);
+    // The slot was freed with the end of the response body.
+    for _ in 0..3 {
+        assert_eq!(send("/").await, 200);
+    }
+
+    // A client that gives up (the stream is reset) frees its slot at once.
+    let mut slow = tokio::spawn(send("/delay/5000"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow request never started"
+        );
+        if slow.is_finished() {
+            // It arrived while a probe held the slot (and got 503): again.
+            slow = tokio::spawn(send("/delay/5000"));
+            continue;
+        }
+        if send("/").await == 503 {
+            break;
+        }
+    }
+    slow.abort();
+    let aborted = std::time::Instant::now();
+    while send("/").await != 200 {
+        assert!(
+            aborted.elapsed() < std::time::Duration::from_secs(3),
+            "slot not freed"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
