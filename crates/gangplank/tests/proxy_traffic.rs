@@ -652,3 +652,28 @@ async fn proxy_next_upstream_conditions() {
     assert!(statuses.contains(&StatusCode::BAD_GATEWAY), "{statuses:?}");
     assert!(statuses.contains(&StatusCode::OK), "{statuses:?}");
 }
+
+/// `keep-alive-requests`: the last allowed request of a client connection is answered
+/// with `Connection: close`, and the connection ends after it (nginx's
+/// `keepalive_requests`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_connections_close_after_keep_alive_requests() {
+    let g = Gangplank::start().await;
+    let servers = echoes(1).await;
+    let mut config = one_route("ka.example", &[servers[0].addr()]);
+    config["general"] = json!({"keep-alive-requests": 3});
+    g.apply(config).await;
+
+    let mut conn = Conn::open(g.http).await;
+    for _ in 0..2 {
+        let (status, headers, _) = conn.send("ka.example", "/", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers.get("connection").is_none());
+    }
+    let (status, headers, _) = conn.send("ka.example", "/", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers.get("connection").unwrap(), "close");
+    // The server closed the connection: the next request cannot be sent on it.
+    let closed = tokio::time::timeout(Duration::from_secs(5), conn.sender.ready()).await;
+    assert!(matches!(closed, Ok(Err(_))), "the connection stayed open");
+}

@@ -295,8 +295,28 @@ async fn accept_loop(
         let guard = ctx.shared.status.connection_accepted();
         let client = ClientInfo::new(remote, local_port, tls.is_some());
         let service_ctx = ctx.clone();
-        let service =
-            service_fn(move |request| handle(service_ctx.clone(), client.clone(), request));
+        // `keep-alive-requests` (nginx `keepalive_requests`, default 1000): the
+        // response to the last allowed request of an HTTP/1 connection carries
+        // `Connection: close`, and hyper closes the connection after it.
+        let keep_alive_requests = ctx.shared.store.load().source.general.keep_alive_requests();
+        let served = std::cell::Cell::new(0u32);
+        let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
+            served.set(served.get().saturating_add(1));
+            let last = keep_alive_requests != 0
+                && served.get() >= keep_alive_requests
+                && request.version() <= http::Version::HTTP_11;
+            let response = handle(service_ctx.clone(), client.clone(), request);
+            async move {
+                let mut response = response.await?;
+                if last {
+                    response.headers_mut().insert(
+                        http::header::CONNECTION,
+                        http::HeaderValue::from_static("close"),
+                    );
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
+        });
         match &tls {
             None => {
                 let connection = builder
