@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use crate::balancer::{PickRequest, canary, sticky};
 use crate::balancers::{Balancers, Entry};
 use crate::body::{ProxyBody, Recorder, RequestBody};
+use crate::headers::cookie;
 use crate::headers::{self, ClientInfo};
 use crate::pages::error_page;
 use crate::telemetry::{RequestRecord, Telemetry};
@@ -509,19 +510,6 @@ fn affinity_cookie_name(backend: &CompiledBackend) -> Option<&str> {
         let name = affinity.cookie_session_affinity.name.as_str();
         if name.is_empty() { "route" } else { name }
     })
-}
-
-/// The value of cookie `name` in the request's `Cookie` headers.
-fn cookie<'h>(headers: &'h http::HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v)
-        })
 }
 
 /// True when the request carries no body (none declared, none streamed).

@@ -202,6 +202,19 @@ pub fn to_client(headers: &mut HeaderMap, switching_protocols: bool) {
     headers.insert(header::SERVER, crate::pages::SERVER);
 }
 
+/// The value of cookie `name` in the request's `Cookie` headers (the first one).
+pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+}
+
 /// `host` without a `:port` suffix (IPv6 literals keep their brackets).
 pub fn host_without_port(host: &str) -> &str {
     if host.starts_with('[') {

@@ -327,13 +327,7 @@ pub fn run_standalone(args: StandaloneArgs) -> anyhow::Result<ExitCode> {
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
+    crate::cmd::proxy::wait_for_signal().await?;
     tracing::info!("shutting down");
     Ok(())
 }

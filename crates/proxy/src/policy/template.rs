@@ -14,9 +14,10 @@ use std::fmt::Write as _;
 
 use gangplank_model::expr::{Part, Variable};
 use gangplank_store::policy::Template;
-use http::{HeaderMap, Method, Uri, header};
+use http::{HeaderMap, Method, Uri};
 use regex::Captures;
 
+use crate::headers::cookie;
 use crate::headers::{ClientInfo, host_without_port};
 
 /// What a template can read of a request.
@@ -149,19 +150,6 @@ fn arg<'u>(uri: &'u Uri, name: &str) -> Option<&'u str> {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
         (k == name).then_some(v)
     })
-}
-
-/// The value of cookie `name`.
-fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .find_map(|pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v)
-        })
 }
 
 #[cfg(test)]
