@@ -82,6 +82,8 @@ impl Answer {
 pub struct Connection {
     sender: SendRequest<Full<Bytes>>,
     cert: Option<Vec<u8>>,
+    /// The last answer said `Connection: close` (`keep-alive-requests` reached).
+    closing: bool,
 }
 
 impl Connection {
@@ -99,7 +101,11 @@ impl Connection {
                     .await
                     .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
                 tokio::spawn(conn);
-                return Ok(Connection { sender, cert: None });
+                return Ok(Connection {
+                    sender,
+                    cert: None,
+                    closing: false,
+                });
             }
             let name = sni.unwrap_or("127.0.0.1");
             let server_name =
@@ -118,7 +124,11 @@ impl Connection {
                 .await
                 .map_err(|e| format!("HTTP handshake with {addr}: {e}"))?;
             tokio::spawn(conn);
-            Ok(Connection { sender, cert })
+            Ok(Connection {
+                sender,
+                cert,
+                closing: false,
+            })
         };
         tokio::time::timeout(REQUEST_TIMEOUT, open)
             .await
@@ -127,7 +137,7 @@ impl Connection {
 
     /// Whether another request can go on this connection.
     pub fn is_open(&self) -> bool {
-        !self.sender.is_closed()
+        !self.closing && !self.sender.is_closed()
     }
 
     /// Sends one request and reads the whole answer.
@@ -173,6 +183,9 @@ impl Connection {
         let (status, headers, body) = tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
             .map_err(|_| format!("{path}: no answer within {REQUEST_TIMEOUT:?}"))??;
+        self.closing = headers
+            .get(http::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
         let echo = serde_json::from_slice::<Echo>(&body).ok();
         Ok(Answer {
             path: path.to_owned(),

@@ -141,10 +141,15 @@ impl Drop for Gangplank {
     }
 }
 
-/// A keep-alive HTTP/1.1 client connection.
+/// A keep-alive HTTP/1.1 client connection. Like a browser, [`Conn::send`] opens a new
+/// connection after the proxy closed one (`Connection: close` after
+/// `keep-alive-requests`).
 pub struct Conn {
     /// The HTTP/1.1 connection.
     pub sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    addr: SocketAddr,
+    /// The last answer said `Connection: close`.
+    closing: bool,
 }
 
 impl Conn {
@@ -154,7 +159,11 @@ impl Conn {
             .await
             .unwrap();
         tokio::spawn(conn);
-        Conn { sender }
+        Conn {
+            sender,
+            addr,
+            closing: false,
+        }
     }
 
     pub async fn send(
@@ -167,7 +176,9 @@ impl Conn {
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        self.sender.ready().await.unwrap();
+        if self.closing || self.sender.ready().await.is_err() {
+            *self = Conn::open(self.addr).await;
+        }
         let response = self
             .sender
             .send_request(req.body(Full::new(Bytes::new())).unwrap())
@@ -175,6 +186,9 @@ impl Conn {
             .unwrap();
         let status = response.status();
         let headers = response.headers().clone();
+        self.closing = headers
+            .get(http::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
         let body = response.into_body().collect().await.unwrap().to_bytes();
         (status, headers, body)
     }
