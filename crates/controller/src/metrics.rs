@@ -11,6 +11,8 @@ use std::sync::{Mutex, PoisonError};
 
 use gangplank_model::Configuration;
 
+use crate::state::ClusterState;
+
 /// Constant labels of every controller metric, as ingress-nginx sets them.
 #[derive(Debug, Clone, Default)]
 pub struct MetricLabels {
@@ -50,8 +52,8 @@ struct Values {
     leader: Option<(String, bool)>,
     /// (namespace, ingress, kind) -> 1.
     orphans: BTreeMap<(String, String, Orphan), ()>,
-    /// host -> not-after, Unix seconds.
-    ssl_expire: BTreeMap<String, i64>,
+    /// (host, namespace, secret) -> not-after, Unix seconds.
+    ssl_expire: BTreeMap<(String, String, String), i64>,
 }
 
 /// The controller's metrics registry.
@@ -95,8 +97,9 @@ impl ControllerMetrics {
         self.values().leader = Some((name.to_owned(), leading));
     }
 
-    /// Refreshes the orphan and certificate-expiry gauges from a translated snapshot.
-    pub fn observe_configuration(&self, configuration: &Configuration) {
+    /// Refreshes the orphan and certificate-expiry gauges from a translated snapshot
+    /// (and the state it came from, which knows each host's TLS Secret).
+    pub fn observe_configuration(&self, configuration: &Configuration, state: &ClusterState) {
         let backends: BTreeMap<&str, &gangplank_model::Backend> = configuration
             .backends
             .iter()
@@ -121,13 +124,35 @@ impl ControllerMetrics {
                     orphans.insert((ingress.namespace.clone(), ingress.name.clone(), kind), ());
                 }
             }
-            if let Some(pem) = configuration
-                .ssl_configuration
-                .certificates
-                .get(&server.hostname)
-                && let Ok(bundle) = gangplank_model::tls::parse_pem_bundle(pem)
-            {
-                ssl_expire.insert(server.hostname.clone(), bundle.info.not_after);
+        }
+        // Each host's Secret, as the Ingresses name it (the first one wins, as in the
+        // translation); each certificate parsed once however many hosts share it.
+        let mut secrets: BTreeMap<&str, (&str, &str)> = BTreeMap::new();
+        for ingress in &state.ingresses {
+            let namespace = crate::state::namespace(&ingress.metadata);
+            for tls in ingress.spec.iter().flat_map(|s| s.tls.iter().flatten()) {
+                let Some(secret) = tls.secret_name.as_deref() else {
+                    continue;
+                };
+                for host in tls.hosts.iter().flatten() {
+                    secrets.entry(host.as_str()).or_insert((namespace, secret));
+                }
+            }
+        }
+        let mut not_after: BTreeMap<&str, Option<i64>> = BTreeMap::new();
+        for (host, uid) in &configuration.ssl_configuration.servers {
+            let expiry = *not_after.entry(uid.as_str()).or_insert_with(|| {
+                let pem = configuration.ssl_configuration.certificates.get(uid)?;
+                gangplank_model::tls::parse_pem_bundle(pem)
+                    .ok()
+                    .map(|bundle| bundle.info.not_after)
+            });
+            if let Some(expiry) = expiry {
+                let (namespace, secret) = secrets.get(host.as_str()).copied().unwrap_or_default();
+                ssl_expire.insert(
+                    (host.clone(), namespace.to_owned(), secret.to_owned()),
+                    expiry,
+                );
             }
         }
         let mut v = self.values();
@@ -208,12 +233,14 @@ impl ControllerMetrics {
             "Number of seconds since 1970 to the SSL Certificate expire",
             v.ssl_expire
                 .iter()
-                .map(|(host, not_after)| {
+                .map(|((host, namespace, secret), not_after)| {
                     (
                         format!(
-                            "class=\"{}\",host=\"{}\"",
+                            "class=\"{}\",host=\"{}\",namespace=\"{}\",secret_name=\"{}\"",
                             escape(&l.controller_class),
-                            escape(host)
+                            escape(host),
+                            escape(namespace),
+                            escape(secret)
                         ),
                         not_after.to_string(),
                     )
@@ -277,6 +304,31 @@ mod tests {
         assert!(
             text.find("# TYPE nginx_ingress_controller_errors").unwrap()
                 < text.find("nginx_ingress_controller_errors{").unwrap()
+        );
+    }
+
+    #[test]
+    fn certificate_expiry_is_labelled_with_host_and_secret() {
+        let yaml = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/tls.yaml"
+        ))
+        .unwrap();
+        let state = crate::manifests::load_str(&yaml, "tls.yaml", &Default::default()).state;
+        let translation = crate::translate(&state, &Default::default());
+        let metrics = ControllerMetrics::default();
+        metrics.observe_configuration(&translation.configuration, &state);
+        let text = metrics.render();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("nginx_ingress_controller_ssl_expire_time_seconds{"))
+            .collect();
+        assert!(!lines.is_empty(), "{text}");
+        assert!(
+            lines.iter().any(|l| l.contains("host=\"example.com\"")
+                && l.contains("secret_name=\"")
+                && !l.contains("secret_name=\"\"")),
+            "{lines:#?}"
         );
     }
 

@@ -154,10 +154,11 @@ impl SyncLoop {
             pending = false;
 
             let state = self.source.state();
+            let for_translation = state.clone();
             let options = self.options.translate.clone();
             let started = Instant::now();
             let Ok(translation) =
-                tokio::task::spawn_blocking(move || translate(&state, &options)).await
+                tokio::task::spawn_blocking(move || translate(&for_translation, &options)).await
             else {
                 tracing::error!("the translation panicked; keeping the last snapshot");
                 pending = true;
@@ -189,7 +190,7 @@ impl SyncLoop {
                 tracing::debug!("snapshot unchanged; nothing to push");
                 continue;
             }
-            self.metrics.observe_configuration(&configuration);
+            self.metrics.observe_configuration(&configuration, &state);
             match self.client.post_configuration(&configuration, None).await {
                 Ok(version) => {
                     accepted = Some(digest);
