@@ -693,8 +693,8 @@ pub fn check_uri_path(value: &str) -> Result<(), String> {
     check_percent_escapes(value, "path")
 }
 
-/// A Kubernetes namespace: a DNS-1123 label.
-fn check_dns_label(value: &str, what: &str) -> Result<(), String> {
+/// A Kubernetes namespace: a DNS-1123 label (`what` names it in the error).
+pub fn check_dns_label(value: &str, what: &str) -> Result<(), String> {
     let ok = !value.is_empty()
         && value.len() <= 63
         && value

@@ -315,23 +315,8 @@ pub(crate) fn location_check(set: impl FnOnce(&mut Location)) -> Result<(), Stri
     model_check(&location)
 }
 
-/// A Kubernetes namespace: a DNS-1123 label.
-pub(crate) fn check_dns_label(value: &str, what: &str) -> Result<(), String> {
-    let ok = !value.is_empty()
-        && value.len() <= 63
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !value.starts_with('-')
-        && !value.ends_with('-');
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} {value:?} is not a valid Kubernetes name (lowercase letters, digits and '-', at most 63 characters)"
-        ))
-    }
-}
+/// A Kubernetes namespace: a DNS-1123 label (the model's own check).
+pub(crate) use gangplank_model::policy::check_dns_label;
 
 /// A Kubernetes object name: a DNS-1123 subdomain (never a path).
 pub(crate) fn check_dns_subdomain(value: &str, what: &str) -> Result<(), String> {
