@@ -713,11 +713,12 @@ pub fn check_dns_label(value: &str, what: &str) -> Result<(), String> {
 
 /// A Kubernetes object name: a DNS-1123 subdomain. No `/`, so never a path
 /// (CVE-2025-24513).
-fn check_dns_subdomain(value: &str, what: &str) -> Result<(), String> {
+pub fn check_dns_subdomain(value: &str, what: &str) -> Result<(), String> {
     let ok = !value.is_empty()
         && value.len() <= 253
         && value.split('.').all(|label| {
             !label.is_empty()
+                && label.len() <= 63
                 && label
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')

@@ -319,26 +319,7 @@ pub(crate) fn location_check(set: impl FnOnce(&mut Location)) -> Result<(), Stri
 pub(crate) use gangplank_model::policy::check_dns_label;
 
 /// A Kubernetes object name: a DNS-1123 subdomain (never a path).
-pub(crate) fn check_dns_subdomain(value: &str, what: &str) -> Result<(), String> {
-    let ok = !value.is_empty()
-        && value.len() <= 253
-        && value.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
-            "{what} {value:?} is not a valid Kubernetes name (lowercase letters, digits, '-' and '.', at most 253 characters)"
-        ))
-    }
-}
+pub(crate) use gangplank_model::policy::check_dns_subdomain;
 
 /// The ConfigMap `namespace/name`, first one wins.
 pub(crate) fn find_config_map<'c>(
