@@ -15,6 +15,13 @@
 //!
 //! Scenarios:
 //! - `http1-keepalive`: plain HTTP/1.1, client keep-alive;
+//! - `http1-policies`: the same load on a location with a realistic mix of request
+//!   policies (issue 5): `denylist-source-range`, `allowlist-source-range`, `limit-rps`
+//!   (high enough never to refuse) and `enable-cors` with an origin list, `wrk` sending
+//!   a matching `Origin`. nginx gets ingress-nginx's equivalent directives (`deny` /
+//!   `allow`, `limit_req` with `burst` = rps x multiplier `nodelay`, the CORS headers
+//!   with `add_header ... always` for a matching origin). Besides the Gangplank/nginx
+//!   ratio, the report gives Gangplank's own policies/plain ratio;
 //! - `tls-keepalive`: HTTP/1.1 over TLS, client keep-alive. One self-signed ECDSA P-256
 //!   certificate for `*.example.com` is generated with the `openssl` CLI into the
 //!   temporary directory; nginx gets it as `ssl_certificate` (listening with `ssl` on
@@ -65,6 +72,13 @@ const LOCATIONS: [&str; 3] = ["/", "/api", "/static"];
 const LOAD_HOST: &str = "app42.example.com";
 /// The path `wrk` asks for (matches the `/api` location).
 const LOAD_PATH: &str = "/api/x";
+/// The origin the policies scenario's CORS policy allows, and `wrk` sends.
+const LOAD_ORIGIN: &str = "https://app.example.com";
+/// That origin as a header line.
+const LOAD_ORIGIN_HEADER: &str = "Origin: https://app.example.com";
+/// Rate limit of the policies scenario (`limit-rps`; x5 burst): never reached by one
+/// `wrk` client on one core, so the limiter runs on every request without refusing.
+const POLICY_RPS: u32 = 100_000;
 /// `wrk` connections (`-c`).
 const CONNECTIONS: u32 = 64;
 /// The name on the benchmark certificate (its CN and only SAN).
@@ -221,24 +235,27 @@ enum Scenario {
     Http1Keepalive,
     /// HTTPS (HTTP/1.1 over TLS, SNI `app42.example.com`) with client keep-alive.
     Tls,
+    /// Plain HTTP/1.1 with client keep-alive on a location with request policies.
+    Policies,
 }
 
 impl Scenario {
     /// All scenarios, in report order.
-    const ALL: [Scenario; 2] = [Scenario::Http1Keepalive, Scenario::Tls];
+    const ALL: [Scenario; 3] = [Scenario::Http1Keepalive, Scenario::Tls, Scenario::Policies];
 
     /// Name in the report.
     fn name(self) -> &'static str {
         match self {
             Scenario::Http1Keepalive => "http1-keepalive",
             Scenario::Tls => "tls-keepalive",
+            Scenario::Policies => "http1-policies",
         }
     }
 
     /// Why the scenario cannot run with this Gangplank binary, if it cannot.
     fn skip_reason(self, features: GangplankFeatures) -> Option<&'static str> {
         match self {
-            Scenario::Http1Keepalive => None,
+            Scenario::Http1Keepalive | Scenario::Policies => None,
             Scenario::Tls if !features.https_listen => {
                 Some("this Gangplank binary has no TLS listener (no --https-listen)")
             }
@@ -251,6 +268,11 @@ impl Scenario {
         self == Scenario::Tls
     }
 
+    /// True when the load location carries the request policies.
+    fn has_policies(self) -> bool {
+        self == Scenario::Policies
+    }
+
     /// What `wrk` loads on `target`. Over TLS the URL names [`LOAD_HOST`], so wrk
     /// sends it as SNI, and `resolve_script` (see [`RESOLVE_SCRIPT_TEXT`]) connects
     /// that name to 127.0.0.1.
@@ -259,10 +281,17 @@ impl Scenario {
             Scenario::Http1Keepalive => WrkTarget {
                 url: format!("http://127.0.0.1:{}{LOAD_PATH}", target.port),
                 script: None,
+                origin: false,
             },
             Scenario::Tls => WrkTarget {
                 url: format!("https://{LOAD_HOST}:{}{LOAD_PATH}", target.tls_port),
                 script: Some(resolve_script.to_path_buf()),
+                origin: false,
+            },
+            Scenario::Policies => WrkTarget {
+                url: format!("http://127.0.0.1:{}{LOAD_PATH}", target.port),
+                script: None,
+                origin: true,
             },
         }
     }
@@ -430,12 +459,14 @@ fn run_scenario(
     } else {
         None
     };
-    let gangplank = start_gangplank(lab, setup, tls.as_ref())?;
-    let nginx = start_nginx_proxy(lab, setup.tools, setup.cpus.proxy, tls.as_ref())?;
+    let policies = scenario.has_policies();
+    let gangplank = start_gangplank(lab, setup, tls.as_ref(), policies)?;
+    let nginx = start_nginx_proxy(lab, setup.tools, setup.cpus.proxy, tls.as_ref(), policies)?;
     let targets = [gangplank, nginx];
     let mut notes = Vec::new();
     for target in &targets {
         let checked = match &tls {
+            None if policies => probe_policies(target.port),
             None => probe(target.port, LOAD_HOST, LOAD_PATH),
             Some(tls) => probe_tls(setup.tools, tls, target.tls_port).map(|session| {
                 let note = format!("{}: {} {session}", scenario.name(), target.kind.name());
@@ -976,9 +1007,10 @@ fn start_nginx_proxy(
     tools: &Tools,
     cpu: u32,
     tls: Option<&TlsFiles>,
+    policies: bool,
 ) -> Result<Target, String> {
     let prefix = lab.path("nginx");
-    let conf = proxy_nginx_conf(&prefix, tls);
+    let conf = proxy_nginx_conf(&prefix, tls, policies);
     let pid = start_nginx(lab, tools, cpu, "nginx", &conf)?;
     lab.wait_for_port(pid, NGINX_PORT)?;
     if tls.is_some() {
@@ -1042,6 +1074,7 @@ fn start_gangplank(
     lab: &mut Lab,
     setup: &Setup<'_>,
     tls: Option<&TlsFiles>,
+    policies: bool,
 ) -> Result<Target, String> {
     let socket = lab.path("gangplank-admin.sock");
     let mut command = Command::new(&setup.tools.taskset);
@@ -1067,7 +1100,7 @@ fn start_gangplank(
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    post_configuration(&socket, &gangplank_configuration(tls))?;
+    post_configuration(&socket, &gangplank_configuration(tls, policies))?;
     Ok(Target {
         kind: ProxyKind::Gangplank,
         port: GANGPLANK_PORT,
@@ -1138,15 +1171,43 @@ fn probe(port: u16, host: &str, path: &str) -> Result<(), String> {
     }
 }
 
+/// Checks the policies scenario's load location proxies, answers with the CORS
+/// headers for the allowed origin (so the policies really run), and refuses a
+/// denylisted client address... which cannot be faked from loopback, so the check is
+/// the CORS answer plus a plain 200.
+fn probe_policies(port: u16) -> Result<(), String> {
+    probe(port, LOAD_HOST, LOAD_PATH)?;
+    let response = http_get_with(port, LOAD_HOST, LOAD_PATH, &[LOAD_ORIGIN_HEADER])?;
+    let allowed = format!("access-control-allow-origin: {LOAD_ORIGIN}");
+    if status_code(&response) == Some(200) && response.to_ascii_lowercase().contains(&allowed) {
+        Ok(())
+    } else {
+        Err(format!(
+            "GET http://{LOAD_HOST}{LOAD_PATH} with {LOAD_ORIGIN_HEADER} on port {port} did              not answer 200 with the CORS headers:\n{}",
+            response.chars().take(1000).collect::<String>()
+        ))
+    }
+}
+
 /// One `GET` on 127.0.0.1:`port` with `Connection: close`; returns the raw response.
 fn http_get(port: u16, host: &str, path: &str) -> Result<String, String> {
+    http_get_with(port, host, path, &[])
+}
+
+/// [`http_get`] with extra header lines (`Name: value`).
+fn http_get_with(port: u16, host: &str, path: &str, headers: &[&str]) -> Result<String, String> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let context = |e: std::io::Error| format!("GET {path} on {addr}: {e}");
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(context)?;
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(context)?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    for line in headers {
+        request.push_str(line);
+        request.push_str("\r\n");
+    }
+    request.push_str("\r\n");
     stream.write_all(request.as_bytes()).map_err(context)?;
     let mut response = String::new();
     stream.read_to_string(&mut response).map_err(context)?;
@@ -1433,8 +1494,31 @@ fn upstream_nginx_conf(prefix: &Path) -> String {
 /// the forwarded headers Gangplank also sets, ingress-nginx's keep-alive defaults.
 /// With `tls`, every server also listens with `ssl` on [`NGINX_TLS_PORT`], with the
 /// benchmark certificate and ingress-nginx's TLS defaults.
-fn proxy_nginx_conf(prefix: &Path, tls: Option<&TlsFiles>) -> String {
+fn proxy_nginx_conf(prefix: &Path, tls: Option<&TlsFiles>, policies: bool) -> String {
     let mut conf = nginx_conf_head(prefix);
+    if policies {
+        // ingress-nginx: one `limit_req_zone` per Ingress keyed by `$binary_remote_addr`
+        // (its `limit-allowlist` geo/map is left out: no allowlist here), 503 on refusal;
+        // the CORS origin check as a map instead of its `if` blocks.
+        push_lines(
+            &mut conf,
+            2,
+            &[
+                &format!(
+                    "limit_req_zone $binary_remote_addr zone=bench_rps:5m rate={POLICY_RPS}r/s;"
+                ),
+                "limit_req_status 503;",
+                "map $http_origin $cors_origin {",
+                "  default \"\";",
+                &format!("  \"{LOAD_ORIGIN}\" $http_origin;"),
+                "}",
+                "map $cors_origin $cors_credentials {",
+                "  default \"true\";",
+                "  \"\" \"\";",
+                "}",
+            ],
+        );
+    }
     if let Some(tls) = tls {
         push_lines(
             &mut conf,
@@ -1492,7 +1576,7 @@ fn proxy_nginx_conf(prefix: &Path, tls: Option<&TlsFiles>) -> String {
     );
     push_lines(&mut conf, 2, &["}"]);
     for host in 0..HOSTS {
-        conf.push_str(&nginx_server_block(host, tls.is_some()));
+        conf.push_str(&nginx_server_block(host, tls.is_some(), policies));
     }
     conf.push_str("}\n");
     conf
@@ -1500,7 +1584,7 @@ fn proxy_nginx_conf(prefix: &Path, tls: Option<&TlsFiles>) -> String {
 
 /// One `server` block: `app<host>.example.com` with the [`LOCATIONS`]; with `tls`,
 /// also on [`NGINX_TLS_PORT`] with `ssl` (HTTP/1.1 only: no `http2`).
-fn nginx_server_block(host: usize, tls: bool) -> String {
+fn nginx_server_block(host: usize, tls: bool, policies: bool) -> String {
     let listen = if host == 0 {
         " default_server reuseport"
     } else {
@@ -1534,8 +1618,14 @@ fn nginx_server_block(host: usize, tls: bool) -> String {
         } else {
             vec![format!("{path}/"), format!("= {path}")]
         };
+        let rules = if policies && path == "/api" {
+            NGINX_POLICY_RULES
+        } else {
+            ""
+        };
         for m in matches {
-            let location = format!("location {m} {{ proxy_pass http://upstream_balancer; }}");
+            let location =
+                format!("location {m} {{ {rules}proxy_pass http://upstream_balancer; }}");
             push_lines(&mut block, 4, &[&location]);
         }
     }
@@ -1543,10 +1633,27 @@ fn nginx_server_block(host: usize, tls: bool) -> String {
     block
 }
 
+/// The policies scenario's directives on nginx's `/api` locations, as ingress-nginx
+/// writes them: the address lists, `limit_req` (burst = rps x 5, `nodelay`), and the
+/// CORS headers of a matching origin (ingress-nginx's `more_set_headers`; `add_header
+/// ... always` here, headers-more not being in Debian's `nginx`).
+const NGINX_POLICY_RULES: &str = "deny 192.0.2.0/24; allow 127.0.0.0/8; allow 10.0.0.0/8; \
+deny all; limit_req zone=bench_rps burst=500000 nodelay; \
+add_header Access-Control-Allow-Origin $cors_origin always; \
+add_header Access-Control-Allow-Credentials $cors_credentials always; ";
+
+/// The policies scenario's fields on Gangplank's `/api` locations (see
+/// [`NGINX_POLICY_RULES`]).
+const GANGPLANK_POLICY_FIELDS: &str = ",\"denylist\":{\"cidrs\":[\"192.0.2.0/24\"]},\
+\"allowlist\":{\"cidrs\":[\"127.0.0.0/8\",\"10.0.0.0/8\"]},\
+\"rateLimit\":{\"rps\":100000,\"burstMultiplier\":5},\
+\"corsConfig\":{\"enabled\":true,\"allowOrigin\":[\"https://app.example.com\"],\"allowCredentials\":true}";
+
 /// Gangplank's snapshot: one backend per host over the 3 upstream ports (round robin,
 /// the default), [`LOCATIONS`] on every host; with `tls`, the benchmark certificate
-/// mapped to [`CERT_NAME`].
-fn gangplank_configuration(tls: Option<&TlsFiles>) -> String {
+/// mapped to [`CERT_NAME`]; with `policies`, the request policies of the policies
+/// scenario on every `/api` location.
+fn gangplank_configuration(tls: Option<&TlsFiles>, policies: bool) -> String {
     let endpoints = UPSTREAM_PORTS
         .iter()
         .map(|port| format!("{{\"address\":\"127.0.0.1\",\"port\":\"{port}\"}}"))
@@ -1565,8 +1672,13 @@ fn gangplank_configuration(tls: Option<&TlsFiles>) -> String {
             let locations = LOCATIONS
                 .iter()
                 .map(|path| {
+                    let fields = if policies && *path == "/api" {
+                        GANGPLANK_POLICY_FIELDS
+                    } else {
+                        ""
+                    };
                     format!(
-                        "{{\"path\":\"{path}\",\"pathType\":\"Prefix\",\"backend\":\"default-app{host}-80\"}}"
+                        "{{\"path\":\"{path}\",\"pathType\":\"Prefix\",\"backend\":\"default-app{host}-80\"{fields}}}"
                     )
                 })
                 .collect::<Vec<_>>()
@@ -1642,6 +1754,8 @@ struct WrkTarget {
     url: String,
     /// A Lua script for `-s`, if any.
     script: Option<PathBuf>,
+    /// Send [`LOAD_ORIGIN_HEADER`] (the CORS policy applies).
+    origin: bool,
 }
 
 /// Runs `wrk` pinned to `cpu` against `target` for `seconds`.
@@ -1663,6 +1777,9 @@ fn run_wrk(
         .args(["--latency", "-H", &format!("Host: {LOAD_HOST}")]);
     if let Some(script) = &target.script {
         command.arg("-s").arg(script);
+    }
+    if target.origin {
+        command.args(["-H", LOAD_ORIGIN_HEADER]);
     }
     let mut child = command
         .arg(&target.url)
@@ -1976,6 +2093,19 @@ fn ratio_lines(rows: &[Row]) -> Vec<String> {
             ));
         }
     }
+    // Issue 5's target: policies cost Gangplank at most 10 % of its plain throughput.
+    let (plain, policies) = (Scenario::Http1Keepalive.name(), Scenario::Policies.name());
+    if let (Some(p), Some(q)) = (
+        find(plain, ProxyKind::Gangplank),
+        find(policies, ProxyKind::Gangplank),
+    ) {
+        lines.push(format!(
+            "gangplank {policies}/{plain}: req/s {:.2}, p99 {:.2}, CPU/req {:.2}",
+            q.rps / p.rps,
+            q.p99_us / p.p99_us,
+            q.cpu_per_1000 / p.cpu_per_1000
+        ));
+    }
     lines
 }
 
@@ -2080,7 +2210,7 @@ Transfer/sec:      8.01MB
 
     #[test]
     fn gangplank_configuration_has_every_host() {
-        let config = gangplank_configuration(None);
+        let config = gangplank_configuration(None, false);
         assert_eq!(config.matches("\"hostname\"").count(), HOSTS);
         assert_eq!(
             config.matches("\"pathType\"").count(),
@@ -2100,7 +2230,7 @@ Transfer/sec:      8.01MB
 
     #[test]
     fn gangplank_tls_configuration_maps_the_wildcard() {
-        let config = gangplank_configuration(Some(&tls_files()));
+        let config = gangplank_configuration(Some(&tls_files()), false);
         assert!(config.contains(
             "\"sslConfiguration\":{\"certificates\":{\"bench-wildcard-example-com\":\
              \"-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n\"},\
@@ -2130,14 +2260,24 @@ Transfer/sec:      8.01MB
             Scenario::Http1Keepalive.wrk_target(&target, script),
             WrkTarget {
                 url: "http://127.0.0.1:18080/api/x".to_owned(),
-                script: None
+                script: None,
+                origin: false,
+            }
+        );
+        assert_eq!(
+            Scenario::Policies.wrk_target(&target, script),
+            WrkTarget {
+                url: "http://127.0.0.1:18080/api/x".to_owned(),
+                script: None,
+                origin: true,
             }
         );
         assert_eq!(
             Scenario::Tls.wrk_target(&target, script),
             WrkTarget {
                 url: "https://app42.example.com:18444/api/x".to_owned(),
-                script: Some(script.to_path_buf())
+                script: Some(script.to_path_buf()),
+                origin: false,
             }
         );
     }
@@ -2199,7 +2339,7 @@ closed
 
     #[test]
     fn nginx_configuration_has_every_host() {
-        let conf = proxy_nginx_conf(Path::new("/tmp/x"), None);
+        let conf = proxy_nginx_conf(Path::new("/tmp/x"), None, false);
         assert_eq!(conf.matches("server_name ").count(), HOSTS);
         assert_eq!(conf.matches("reuseport").count(), 1);
         assert!(conf.contains("keepalive 320;"));
@@ -2208,7 +2348,7 @@ closed
 
     #[test]
     fn nginx_tls_configuration_listens_with_ssl_everywhere() {
-        let conf = proxy_nginx_conf(Path::new("/tmp/x"), Some(&tls_files()));
+        let conf = proxy_nginx_conf(Path::new("/tmp/x"), Some(&tls_files()), false);
         assert_eq!(conf.matches("server_name ").count(), HOSTS);
         assert_eq!(conf.matches("listen 127.0.0.1:18081").count(), HOSTS);
         assert_eq!(conf.matches("listen 127.0.0.1:18443 ssl").count(), HOSTS);
@@ -2219,6 +2359,24 @@ closed
         assert!(conf.contains("ssl_protocols TLSv1.2 TLSv1.3;"));
         assert!(conf.contains("ssl_session_tickets off;"));
         assert!(!conf.contains("http2"));
+    }
+
+    #[test]
+    fn policies_apply_to_every_api_location_of_both_proxies() {
+        let config = gangplank_configuration(None, true);
+        assert_eq!(config.matches("\"corsConfig\"").count(), HOSTS);
+        assert_eq!(config.matches("\"allowlist\"").count(), HOSTS);
+        assert!(GANGPLANK_POLICY_FIELDS.contains(&format!("\"rps\":{POLICY_RPS},")));
+        assert!(GANGPLANK_POLICY_FIELDS.contains(LOAD_ORIGIN));
+        assert!(!gangplank_configuration(None, false).contains("corsConfig"));
+
+        let conf = proxy_nginx_conf(Path::new("/tmp/x"), None, true);
+        // `location /api/` and `location = /api` on every host.
+        assert_eq!(conf.matches("limit_req zone=bench_rps").count(), 2 * HOSTS);
+        assert_eq!(conf.matches("deny all;").count(), 2 * HOSTS);
+        assert!(conf.contains(&format!("rate={POLICY_RPS}r/s;")));
+        assert!(conf.contains(&format!("\"{LOAD_ORIGIN}\" $http_origin;")));
+        assert!(!proxy_nginx_conf(Path::new("/tmp/x"), None, false).contains("limit_req"));
     }
 
     fn row(proxy: ProxyKind, rps: f64, p99_us: f64) -> Row {
@@ -2255,6 +2413,16 @@ closed
         assert_eq!(
             ratio_lines(&rows),
             ["ratio gangplank/nginx: req/s 1.10, p99 0.90, CPU/req 1.00"]
+        );
+        let mut policies = row(ProxyKind::Gangplank, 99.0, 990.0);
+        policies.scenario = "http1-policies";
+        let rows = [rows[0].clone(), rows[1].clone(), policies];
+        assert_eq!(
+            ratio_lines(&rows),
+            [
+                "http1-keepalive: ratio gangplank/nginx: req/s 1.10, p99 0.90, CPU/req 1.00",
+                "gangplank http1-policies/http1-keepalive: req/s 0.90, p99 1.10, CPU/req 1.00"
+            ]
         );
     }
 }
