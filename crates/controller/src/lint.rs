@@ -152,6 +152,14 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ),
     ("ssl-passthrough", "TLS passthrough is not implemented yet"),
     (
+        "ssl-ciphers",
+        "one cipher policy serves every host: ingress-nginx's default suites that rustls implements",
+    ),
+    (
+        "ssl-prefer-server-ciphers",
+        "one cipher policy serves every host (the server's order is preferred)",
+    ),
+    (
         "proxy-buffer-size",
         "buffer tuning of nginx has no equivalent: Gangplank streams",
     ),
@@ -304,8 +312,6 @@ const KNOWN: &[&str] = &[
     "mirror-target",
     "mirror-host",
     "mirror-request-body",
-    "ssl-ciphers",
-    "ssl-prefer-server-ciphers",
     "auth-tls-secret",
     "auth-tls-verify-client",
     "auth-tls-verify-depth",
