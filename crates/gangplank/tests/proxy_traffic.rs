@@ -248,10 +248,16 @@ async fn metrics_and_access_log() {
         "servers": [{"hostname": "app.example.com", "locations": [{
             "path": "/api", "pathType": "Prefix", "backend": "default-echo-80",
             "ingress": {"namespace": "default", "name": "web"}, "service": "echo"
+        }, {
+            // `enable-access-log: "false"`: counted in metrics, never logged.
+            "path": "/quiet", "pathType": "Prefix", "backend": "default-echo-80",
+            "ingress": {"namespace": "default", "name": "web"}, "service": "echo",
+            "logs": {"access": false}
         }]}]
     }))
     .await;
     let mut conn = Conn::open(g.http).await;
+    conn.echo("app.example.com", "/quiet/x").await;
     for _ in 0..3 {
         conn.echo("app.example.com", "/api/x").await;
     }
@@ -302,6 +308,9 @@ async fn metrics_and_access_log() {
         lines[0]
     );
     assert!(log.contains("\"GET / HTTP/1.1\" 404 "), "{log}");
+    // Logged in order: the quiet request came first, so it would be there by now.
+    assert!(!log.contains("/quiet/x"), "{log}");
+    assert!(text.contains("path=\"/quiet\""), "{text}");
 }
 
 /// A request body of `chunks` chunks of 64 KiB, produced lazily.

@@ -125,6 +125,7 @@ fn new_record(request: &Request<Incoming>, client: &ClientInfo) -> RequestRecord
         upstream_addr: None,
         upstream_status: None,
         upstream_response_time: None,
+        access_log: true,
     }
 }
 
@@ -161,6 +162,7 @@ async fn proxy(
         return Err(StatusCode::NOT_FOUND);
     };
     record.labels = Some(location.labels.clone());
+    record.access_log = location.source.logs.access;
     if let Some(reason) = &location.source.denied {
         tracing::warn!(host, path = %location.source.path, %reason, "location denied by an invalid annotation");
         return Err(StatusCode::SERVICE_UNAVAILABLE);

@@ -75,6 +75,9 @@ pub struct RequestRecord {
     pub upstream_status: Option<u16>,
     /// Time until the upstream response header (`$upstream_response_time`).
     pub upstream_response_time: Option<Duration>,
+    /// Write an access log line (`enable-access-log`; metrics count the request
+    /// either way).
+    pub access_log: bool,
 }
 
 /// The telemetry pipeline: a bounded channel to the telemetry thread.
@@ -131,7 +134,7 @@ impl Telemetry {
     /// Counts the request in the metrics and queues its access log line; never blocks.
     pub fn record(&self, mut record: RequestRecord) {
         self.metrics.observe(&record);
-        let Some(tx) = &self.tx else {
+        let Some(tx) = self.tx.as_ref().filter(|_| record.access_log) else {
             return;
         };
         // nginx's `$time_local` is the time the line is logged: the request's end. Read
@@ -713,6 +716,7 @@ mod tests {
             upstream_addr: Some("10.0.0.5:8080".parse().unwrap()),
             upstream_status: Some(200),
             upstream_response_time: Some(Duration::from_millis(10)),
+            access_log: true,
         }
     }
 
