@@ -2,7 +2,9 @@
 //!
 //! In order (the first that applies decides):
 //! 1. `spec.ingressClassName` set: ours iff it names an IngressClass whose
-//!    `spec.controller` is our controller class (`--controller-class`).
+//!    `spec.controller` is our controller class (`--controller-class`), or, with
+//!    `--ingress-class-by-name`, iff it equals our class name (`--ingress-class`)
+//!    whatever the IngressClass object says or whether it exists.
 //! 2. The legacy annotation `kubernetes.io/ingress.class` set: ours iff it equals our
 //!    class name (`--ingress-class`).
 //! 3. Neither: ours with `--watch-ingress-without-class`, or when one of our
@@ -64,7 +66,8 @@ impl<'a> ClassFilter<'a> {
             .as_ref()
             .and_then(|s| s.ingress_class_name.as_deref())
         {
-            return self.ours.contains(class);
+            return self.ours.contains(class)
+                || (self.options.ingress_class_by_name && class == self.options.ingress_class);
         }
         if let Some(value) = ingress
             .metadata

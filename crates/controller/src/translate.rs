@@ -75,6 +75,11 @@ pub struct TranslateOptions {
     pub controller_class: String,
     /// `--watch-ingress-without-class`: also serve Ingresses that name no class.
     pub watch_ingress_without_class: bool,
+    /// `--ingress-class-by-name`: also serve Ingresses whose `spec.ingressClassName` is
+    /// `ingress_class`, whether or not that IngressClass exists or names our
+    /// controller (ingress-nginx's flag of the same name). It keeps Ingresses served
+    /// while a migration deletes and re-creates the class object.
+    pub ingress_class_by_name: bool,
     /// `--default-backend-service` as (namespace, name): the Service whose first port
     /// serves `upstream-default-backend`. Without it that backend has no endpoints.
     pub default_backend_service: Option<(String, String)>,
@@ -91,6 +96,7 @@ impl Default for TranslateOptions {
             ingress_class: "gangplank".to_owned(),
             controller_class: "gangplank.io/ingress-controller".to_owned(),
             watch_ingress_without_class: false,
+            ingress_class_by_name: false,
             default_backend_service: None,
             default_ssl_certificate: None,
         }

@@ -378,6 +378,26 @@ fn class_filtering() {
         hosts(&t),
         ["_", "legacy-theirs.example.com", "theirs.example.com"]
     );
+
+    // By name: `ingressClassName: missing` names no IngressClass; with
+    // `--ingress-class-by-name` and that class name it is served all the same (a
+    // migration that deleted the class object), and the class objects still count.
+    let by_name = TranslateOptions {
+        ingress_class: "missing".into(),
+        ingress_class_by_name: true,
+        ..options()
+    };
+    let t = translate_fixture("class_filtering", &by_name);
+    assert_eq!(
+        hosts(&t),
+        ["_", "ours.example.com", "unknown-class.example.com"]
+    );
+    let not_by_name = TranslateOptions {
+        ingress_class_by_name: false,
+        ..by_name
+    };
+    let t = translate_fixture("class_filtering", &not_by_name);
+    assert_eq!(hosts(&t), ["_", "ours.example.com"]);
 }
 
 #[test]

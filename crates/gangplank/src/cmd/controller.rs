@@ -34,6 +34,18 @@ pub struct TranslateArgs {
         action = clap::ArgAction::Set
     )]
     watch_ingress_without_class: bool,
+    /// Also serve Ingresses whose `spec.ingressClassName` is `--ingress-class` when no
+    /// IngressClass of ours has that name (it was deleted mid-migration, or names
+    /// another controller), as ingress-nginx's flag.
+    #[arg(
+        long,
+        env = "GANGPLANK_INGRESS_CLASS_BY_NAME",
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    ingress_class_by_name: bool,
     /// The global ConfigMap (ingress-nginx's keys), as NAMESPACE/NAME.
     #[arg(long, env = "GANGPLANK_CONFIGMAP", value_parser = parse_namespaced)]
     configmap: Option<(String, String)>,
@@ -51,6 +63,7 @@ impl TranslateArgs {
             ingress_class: self.ingress_class.clone(),
             controller_class: controller_class.to_owned(),
             watch_ingress_without_class: self.watch_ingress_without_class,
+            ingress_class_by_name: self.ingress_class_by_name,
             default_backend_service: self.default_backend_service.clone(),
             default_ssl_certificate: self.default_ssl_certificate.clone(),
         }
