@@ -392,6 +392,33 @@ pub fn lint(state: &ClusterState, options: &TranslateOptions) -> Vec<Finding> {
                     "sent only with rewrite-target (as ingress-nginx does): without it, nothing is sent"
                         .to_owned(),
                 ));
+            } else if short == "backend-protocol" && value.trim().eq_ignore_ascii_case("FCGI") {
+                findings.push(finding(
+                    key,
+                    Severity::Ignored,
+                    "FastCGI upstreams are not supported: requests to these paths get 502"
+                        .to_owned(),
+                ));
+            } else if short == "proxy-ssl-protocols"
+                && value
+                    .split_whitespace()
+                    .any(|p| !matches!(p, "TLSv1.2" | "TLSv1.3"))
+            {
+                findings.push(finding(
+                    key,
+                    Severity::Info,
+                    "only TLSv1.2 and TLSv1.3 are negotiated with the upstream; older versions are left out"
+                        .to_owned(),
+                ));
+            } else if matches!(short, "proxy-ssl-name" | "proxy-ssl-server-name")
+                && !annotations.contains_key(&format!("{PREFIX}proxy-ssl-secret"))
+            {
+                findings.push(finding(
+                    key,
+                    Severity::Info,
+                    "ingress-nginx ignores every proxy-ssl-* annotation without proxy-ssl-secret; Gangplank applies this one"
+                        .to_owned(),
+                ));
             } else if short == "x-forwarded-prefix" && matches!(value.as_str(), "true" | "false") {
                 findings.push(finding(
                     key,
@@ -529,6 +556,38 @@ mod tests {
                 .to_string()
                 .starts_with("shop/web: rejected: nginx.ingress.kubernetes.io/affinity: ")
         );
+    }
+
+    #[test]
+    fn upstream_protocol_differences() {
+        let findings = lint_yaml(
+            "    nginx.ingress.kubernetes.io/backend-protocol: fcgi\n\
+             \x20   nginx.ingress.kubernetes.io/proxy-ssl-protocols: TLSv1.1 TLSv1.2\n\
+             \x20   nginx.ingress.kubernetes.io/proxy-ssl-name: upstream.internal",
+        );
+        let got: Vec<(String, Severity)> = findings
+            .iter()
+            .map(|f| {
+                (
+                    f.annotation.trim_start_matches(PREFIX).to_owned(),
+                    f.severity,
+                )
+            })
+            .collect();
+        assert!(
+            got.contains(&("backend-protocol".into(), Severity::Ignored)),
+            "{got:?}"
+        );
+        assert!(got.contains(&("proxy-ssl-protocols".into(), Severity::Info)));
+        assert!(got.contains(&("proxy-ssl-name".into(), Severity::Info)));
+        for clean in [
+            "    nginx.ingress.kubernetes.io/backend-protocol: GRPCS",
+            "    nginx.ingress.kubernetes.io/backend-protocol: HTTPS\n\
+             \x20   nginx.ingress.kubernetes.io/proxy-ssl-protocols: TLSv1.2 TLSv1.3",
+        ] {
+            let findings = lint_yaml(clean);
+            assert!(findings.is_empty(), "{clean}: {findings:?}");
+        }
     }
 
     #[test]

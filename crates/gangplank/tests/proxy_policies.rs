@@ -608,6 +608,7 @@ async fn unenforced_policies_fail_closed() {
             {"path": "/grpcs", "backend": "b", "backend-protocol": "GRPCS"},
             {"path": "/https", "backend": "b", "backend-protocol": "HTTPS"},
             {"path": "/auto", "backend": "b", "backend-protocol": "AUTO_HTTP"},
+            {"path": "/fcgi", "backend": "b", "backend-protocol": "FCGI"},
             {"path": "/mirror", "backend": "b", "mirror": {"target": "https://mirror.example.com/"}, "custom-http-errors": [404]}
         ]}],
         "general": {"global-auth-url": "https://auth.example.com/global"}
@@ -620,9 +621,12 @@ async fn unenforced_policies_fail_closed() {
         ("/global", StatusCode::SERVICE_UNAVAILABLE),
         ("/tls", StatusCode::SERVICE_UNAVAILABLE),
         ("/digest", StatusCode::SERVICE_UNAVAILABLE),
-        ("/grpc", StatusCode::BAD_GATEWAY),
+        // The echo upstream speaks h2c but no TLS (proxy_upstream_protocols.rs covers
+        // these protocols); FastCGI is not spoken at all.
+        ("/grpc", StatusCode::OK),
         ("/grpcs", StatusCode::BAD_GATEWAY),
         ("/https", StatusCode::BAD_GATEWAY),
+        ("/fcgi", StatusCode::BAD_GATEWAY),
         // HTTP clients of AUTO_HTTP get plain HTTP; non-security settings only log.
         ("/auto", StatusCode::OK),
         ("/mirror", StatusCode::OK),

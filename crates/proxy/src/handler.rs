@@ -19,7 +19,7 @@ use crate::headers::cookie;
 use crate::headers::{self, ClientInfo};
 use crate::pages::error_page;
 use crate::telemetry::{RequestRecord, Telemetry};
-use crate::upstream::{Pool, Timeouts};
+use crate::upstream::{Pool, Timeouts, Transport};
 
 /// What every worker shares.
 #[derive(Debug)]
@@ -57,7 +57,11 @@ pub async fn handle(
     let started = Instant::now();
     let mut record = Box::new(new_record(&request, &client));
     let telemetry = ctx.shared.telemetry.clone();
-    Ok(match proxy(&ctx, client, request, &mut record).await {
+    // Set for gRPC calls to gRPC locations: the proxy's own 502/503/504 become gRPC
+    // statuses (`upstream::grpc`).
+    let mut grpc = false;
+    let outcome = proxy(&ctx, client, request, &mut record, &mut grpc).await;
+    Ok(match outcome {
         Ok(mut response) => {
             record.status = response.status().as_u16();
             match response.body_mut() {
@@ -75,7 +79,10 @@ pub async fn handle(
             response
         }
         Err(status) => {
-            let page = error_page(status);
+            let page = grpc
+                .then(|| crate::upstream::grpc::error_answer(status))
+                .flatten()
+                .unwrap_or_else(|| error_page(status));
             record.status = status.as_u16();
             record.body_bytes_sent = http_body::Body::size_hint(page.body()).exact().unwrap_or(0);
             record.duration = started.elapsed();
@@ -142,6 +149,7 @@ async fn proxy(
     client: ClientInfo,
     mut request: Request<Incoming>,
     record: &mut RequestRecord,
+    grpc: &mut bool,
 ) -> Result<Response<ProxyBody>, StatusCode> {
     let shared = &ctx.shared;
     let mut snapshot = shared.store.snapshot();
@@ -163,6 +171,10 @@ async fn proxy(
     };
     record.labels = Some(location.labels.clone());
     record.access_log = location.source.logs.access;
+    let upstream_settings = &location.policies.upstream;
+    if upstream_settings.protocol.is_grpc() {
+        *grpc = crate::upstream::grpc::is_grpc_request(request.headers());
+    }
     if let Some(reason) = &location.source.denied {
         tracing::warn!(host, path = %location.source.path, %reason, "location denied by an invalid annotation");
         return Err(StatusCode::SERVICE_UNAVAILABLE);
@@ -259,6 +271,9 @@ async fn proxy(
         .contains_key(header::UPGRADE)
         .then(|| hyper::upgrade::on(&mut request));
     let (mut parts, body) = request.into_parts();
+    // `AUTO_HTTP` follows the connection's scheme (nginx's `$scheme`).
+    let transport = Transport::of(&upstream_settings.protocol, client.https);
+    let te_trailers = transport.is_h2() && crate::upstream::h2::wants_trailers(&parts.headers);
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = Uri::try_from(path_and_query).map_err(|_| StatusCode::BAD_REQUEST)?;
     parts.version = http::Version::HTTP_11;
@@ -276,11 +291,36 @@ async fn proxy(
     } else {
         admitted.request_body(body)
     };
+    if let Transport::H2(config) = transport {
+        crate::upstream::h2::prepare_request(&mut parts, config.is_some(), te_trailers);
+    } else if upstream_settings.http10
+        && client_upgrade.is_none()
+        && http_body::Body::size_hint(&body).exact().is_some()
+    {
+        // `proxy-http-version: 1.0`, without keep-alive, as nginx. A body of unknown
+        // length cannot be sent with HTTP/1.0 (no chunked encoding) and is not
+        // buffered here: such requests stay HTTP/1.1.
+        parts.version = http::Version::HTTP_10;
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let mut upstream_request = Request::from_parts(parts, body);
 
     let mut tried: Vec<usize> = Vec::new();
     let mut last_status = StatusCode::BAD_GATEWAY;
+    // `proxy-next-upstream-timeout`: no new attempt once this much time has passed.
+    let retry_deadline = upstream_settings
+        .next_upstream_timeout
+        .map(|limit| Instant::now() + limit);
     for attempt in 1..=tries {
+        if attempt > 1
+            && let Some(deadline) = retry_deadline
+            && Instant::now() >= deadline
+        {
+            tracing::warn!(backend = %backend.name(), "proxy-next-upstream-timeout reached; no further attempt");
+            return Err(last_status);
+        }
         // Retrying after the request was sent (an upstream that resets or times out
         // mid-exchange, or answers a listed `http_NNN` status) needs the request
         // again: a copy is kept for body-less idempotent requests, when a retry
@@ -317,7 +357,22 @@ async fn proxy(
         }
         let started = Instant::now();
         record.upstream_addr = Some(addr);
-        match ctx.pool.send(addr, upstream_request, timeouts).await {
+        let sent = match transport {
+            Transport::Http1 => ctx.pool.send(addr, upstream_request, timeouts).await,
+            // Boxed: keeps this function's future as small as the plain path needs.
+            other => {
+                let name = match upstream {
+                    Upstream::Name { host, .. } => Some(host.as_str()),
+                    Upstream::Addr(_) => None,
+                };
+                Box::pin(
+                    ctx.pool
+                        .send_with(addr, name, other, upstream_request, timeouts),
+                )
+                .await
+            }
+        };
+        match sent {
             Ok((mut response, checkin)) => {
                 let elapsed = started.elapsed();
                 entry.balancer.observe(pick.endpoint, elapsed);

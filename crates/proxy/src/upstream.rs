@@ -1,14 +1,32 @@
-//! Per-worker keep-alive pools of upstream HTTP/1.1 connections.
+//! Per-worker pools of upstream connections.
 //!
-//! Each worker thread owns one [`Pool`]; its lock is never contended across threads.
-//! A connection goes back to the pool when the response body has been read to the end
-//! ([`Checkin`]); a response dropped half-way closes its connection. Limits follow
-//! ingress-nginx's `upstream-keepalive-*` settings: idle connections per worker,
-//! idle timeout, requests per connection, and connection lifetime.
+//! Each worker thread owns one [`Pool`]; its locks are never contended across threads.
+//! Three kinds of connections never mix, since they are kept apart by key:
+//! - plain HTTP/1.1 keep-alive connections, keyed by address ([`Pool::send`], the
+//!   fast path: nothing else is looked at for plain HTTP backends);
+//! - HTTP/1.1 over TLS (`backend-protocol: HTTPS`, `AUTO_HTTP` for HTTPS clients),
+//!   keyed by address and TLS client configuration ([`tls`]);
+//! - HTTP/2 (`GRPC` cleartext with prior knowledge, `GRPCS` over TLS), one multiplexed
+//!   connection per endpoint and configuration shared by concurrent requests, replaced
+//!   when it dies ([`h2`]).
+//!
+//! An HTTP/1 connection goes back to the pool when the response body has been read to
+//! the end ([`Checkin`]); a response dropped half-way closes its connection. Limits
+//! follow ingress-nginx's `upstream-keepalive-*` settings: idle connections per worker,
+//! idle timeout, requests per connection, and connection lifetime (for HTTP/2: how
+//! long the shared connection may sit unused, how many requests it carries and how
+//! long it lives before a fresh one replaces it).
 //!
 //! A request is given back to the caller, untouched, whenever it could not be sent
-//! (connect failure or timeout, or a pooled connection found dead), so the handler can
-//! retry it on another endpoint even when it has a body.
+//! (connect failure or timeout, TLS handshake failure, or a pooled connection found
+//! dead), so the handler can retry it on another endpoint even when it has a body.
+//!
+//! TLS client configurations are built by the store at apply time
+//! ([`gangplank_store::policy::UpstreamTls`]); connecting only clones their `Arc`.
+
+pub mod grpc;
+pub mod h2;
+pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -20,7 +38,41 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 
+use gangplank_store::policy::{UpstreamProtocol, UpstreamTls};
+
 use crate::body::RequestBody;
+
+/// How one request reaches its upstream, borrowed from the location's compiled
+/// settings ([`gangplank_store::policy::UpstreamSettings`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Transport<'a> {
+    /// Plain HTTP/1.1 ([`Pool::send`]).
+    Http1,
+    /// HTTP/1.1 over TLS with this configuration.
+    Http1Tls(&'a Arc<UpstreamTls>),
+    /// HTTP/2: cleartext with prior knowledge (`None`) or over TLS.
+    H2(Option<&'a Arc<UpstreamTls>>),
+}
+
+impl<'a> Transport<'a> {
+    /// The transport of `protocol` for a client connection that is (`client_https`)
+    /// or is not TLS (`AUTO_HTTP` follows it, as nginx's `$scheme`).
+    pub fn of(protocol: &'a UpstreamProtocol, client_https: bool) -> Transport<'a> {
+        match protocol {
+            UpstreamProtocol::Http => Transport::Http1,
+            UpstreamProtocol::Https(tls) => Transport::Http1Tls(tls),
+            UpstreamProtocol::AutoHttp(tls) if client_https => Transport::Http1Tls(tls),
+            UpstreamProtocol::AutoHttp(_) => Transport::Http1,
+            UpstreamProtocol::Grpc => Transport::H2(None),
+            UpstreamProtocol::Grpcs(tls) => Transport::H2(Some(tls)),
+        }
+    }
+
+    /// True for HTTP/2.
+    pub fn is_h2(self) -> bool {
+        matches!(self, Transport::H2(_))
+    }
+}
 
 /// Pool limits (ingress-nginx's `upstream-keepalive-*` ConfigMap keys).
 #[derive(Debug, Clone, Copy)]
@@ -62,10 +114,13 @@ pub enum UpstreamError {
     /// The TCP connection could not be made.
     #[error("connect failed: {0}")]
     Connect(std::io::Error),
-    /// The TCP connection took too long.
+    /// The TCP connection (or the TLS handshake) took too long.
     #[error("connect timed out after {0:?}")]
     ConnectTimeout(Duration),
-    /// The HTTP/1.1 handshake failed.
+    /// The TLS handshake failed (certificate refused, no common protocol...).
+    #[error("TLS handshake failed: {0}")]
+    Tls(std::io::Error),
+    /// The HTTP handshake failed.
     #[error("handshake failed: {0}")]
     Handshake(hyper::Error),
     /// Sending the request or reading the response header failed.
@@ -111,12 +166,18 @@ struct Idle {
     since: Instant,
     created: Instant,
     requests: u32,
+    /// Set for connections over TLS: what they were made with ([`tls`]).
+    tls: Option<Box<tls::Tag>>,
 }
 
 /// One worker's connection pool.
 #[derive(Debug)]
 pub struct Pool {
     idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    /// HTTP/1.1 over TLS, by address and configuration ([`tls`]).
+    tls_idle: Mutex<HashMap<tls::Key, Vec<Idle>>>,
+    /// Shared HTTP/2 connections ([`h2`]).
+    h2: Mutex<h2::Connections>,
     settings: PoolSettings,
 }
 
@@ -141,13 +202,38 @@ impl Pool {
     pub fn new(settings: PoolSettings) -> Arc<Pool> {
         Arc::new(Pool {
             idle: Mutex::new(HashMap::new()),
+            tls_idle: Mutex::new(HashMap::new()),
+            h2: Mutex::new(h2::Connections::default()),
             settings,
         })
     }
 
-    /// Number of idle connections (all upstreams).
+    /// Number of idle HTTP/1 connections (all upstreams, plain and TLS).
     pub fn idle_count(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
+        self.lock().values().map(Vec::len).sum::<usize>() + self.tls_idle_count()
+    }
+
+    /// Sends `request` over `transport`: [`Pool::send`] for plain HTTP, otherwise TLS
+    /// or HTTP/2 connections of their own. `host` is the endpoint's name when it has
+    /// one (ExternalName), the default name to verify and send as SNI.
+    pub async fn send_with(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        host: Option<&str>,
+        transport: Transport<'_>,
+        request: Request<RequestBody>,
+        timeouts: Timeouts,
+    ) -> Result<(Response<Incoming>, Option<Checkin>), Failed> {
+        match transport {
+            Transport::Http1 => self.send(addr, request, timeouts).await,
+            Transport::Http1Tls(config) => {
+                self.send_tls(addr, host, config, request, timeouts).await
+            }
+            Transport::H2(config) => self
+                .send_h2(addr, host, config, request, timeouts)
+                .await
+                .map(|response| (response, None)),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<Idle>>> {
@@ -156,6 +242,10 @@ impl Pool {
     }
 
     fn put(&self, addr: SocketAddr, idle: Idle) {
+        if idle.tls.is_some() {
+            self.put_tls(addr, idle);
+            return;
+        }
         let s = &self.settings;
         if idle.requests >= s.max_requests
             || idle.created.elapsed() >= s.max_lifetime
@@ -242,6 +332,7 @@ impl Pool {
             since: now,
             created: now,
             requests: 0,
+            tls: None,
         })
     }
 

@@ -22,7 +22,7 @@
 //!    `limit-conn-status-code` (503);
 //! 9. basic authentication: 401;
 //! 10. `temporal-redirect` / `permanent-redirect`, then `app-root` for `/`;
-//! 11. `backend-protocol` the proxy cannot speak: 502;
+//! 11. `backend-protocol` the proxy does not speak (`FCGI`): 502;
 //! 12. `rewrite-target` (302 for an absolute target), `proxy-set-headers` values.
 //!
 //! This is ingress-nginx's documented order (deny list, allow list, rate limit, auth,
@@ -222,7 +222,7 @@ pub async fn admit<'p, B>(
     if let Some(unsupported) = p.unsupported_protocol
         && (client.https || !unsupported.https_clients_only)
     {
-        tracing::error!(location = %p.name, protocol = %unsupported.protocol, "backend-protocol not supported yet: refusing to send plain HTTP/1 to this upstream");
+        tracing::error!(location = %p.name, protocol = %unsupported.protocol, "backend-protocol not supported (FastCGI is out of scope): refusing to send HTTP to this upstream");
         return Verdict::Reject(StatusCode::BAD_GATEWAY);
     }
     if let Some(rule) = &p.rewrite {

@@ -210,6 +210,7 @@ async fn fail_closed_and_unsupported_protocols() {
     let s = setup(
         json!([
             {"path": "/ext", "backend": "b", "externalAuth": {"url": "https://auth.example.com/"}},
+            {"path": "/fcgi", "backend": "b", "backend-protocol": "FCGI"},
             {"path": "/grpc", "backend": "b", "backend-protocol": "GRPC"},
             {"path": "/auto", "backend": "b", "backend-protocol": "AUTO_HTTP"}
         ]),
@@ -220,13 +221,19 @@ async fn fail_closed_and_unsupported_protocols() {
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(
-        run(&s, get("/grpc")).await.0.status(),
+        run(&s, get("/fcgi")).await.0.status(),
         StatusCode::BAD_GATEWAY
     );
+    assert_eq!(
+        run(&s, get("/fcgi").https()).await.0.status(),
+        StatusCode::BAD_GATEWAY
+    );
+    // The protocols the proxy speaks are admitted like plain HTTP.
+    assert_eq!(run(&s, get("/grpc")).await.0.status(), StatusCode::OK);
     assert_eq!(run(&s, get("/auto")).await.0.status(), StatusCode::OK);
     assert_eq!(
         run(&s, get("/auto").https()).await.0.status(),
-        StatusCode::BAD_GATEWAY
+        StatusCode::OK
     );
 }
 

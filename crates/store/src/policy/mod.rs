@@ -21,8 +21,11 @@
 //! Request rate and connection limits (`limit-rps`, `limit-rpm`, `limit-connections`)
 //! compile into [`RateLimits`]; the proxy keeps their state per worker.
 //!
-//! A `backend-protocol` the proxy cannot speak yet (HTTPS, GRPC, GRPCS, FCGI; AUTO_HTTP
-//! for HTTPS clients) answers **502** rather than sending plain HTTP/1 to a TLS or gRPC
+//! How the upstream is reached (`backend-protocol` HTTP, HTTPS, AUTO_HTTP, GRPC,
+//! GRPCS; `proxy-ssl-*` as a rustls client configuration; `proxy-http-version`;
+//! `proxy-next-upstream-timeout`) compiles into [`UpstreamSettings`] ([`upstream`]);
+//! TLS material that does not parse makes the location answer 503. `FCGI` is not
+//! spoken: such a location answers **502** rather than sending HTTP to a FastCGI
 //! upstream. Other settings that are not enforced yet and whose absence opens nothing
 //! (`mirror-*`, `custom-http-errors`, `default-backend`, `limit-rate`,
 //! `proxy-cookie-*`, `proxy-redirect-*`, `connection-proxy-header`,
@@ -38,6 +41,7 @@ mod realip;
 mod redirect;
 mod rewrite;
 mod template;
+pub mod upstream;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -56,6 +60,7 @@ pub use realip::RealIp;
 pub use redirect::{LocationRedirect, SslRedirect, WwwRedirect, www_twin};
 pub use rewrite::RewriteRule;
 pub use template::Template;
+pub use upstream::{UpstreamProtocol, UpstreamSettings, UpstreamTls};
 
 use crate::certificates::CertificateTable;
 
@@ -234,12 +239,12 @@ impl<'a> PolicyContext<'a> {
     }
 }
 
-/// A `backend-protocol` the proxy cannot speak yet.
+/// A `backend-protocol` the proxy does not speak (`FCGI`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct UnsupportedProtocol {
     /// The protocol.
     pub protocol: BackendProtocol,
-    /// Only HTTPS clients are affected (`AUTO_HTTP`: HTTP clients get plain HTTP).
+    /// Only HTTPS clients are affected (no protocol is in that case today).
     pub https_clients_only: bool,
 }
 
@@ -255,6 +260,10 @@ pub struct CompiledPolicies {
     pub unavailable: Option<String>,
     /// Set when the upstream protocol cannot be spoken: 502.
     pub unsupported_protocol: Option<UnsupportedProtocol>,
+    /// How the upstream is reached (protocol, TLS client configuration, HTTP
+    /// version, retry time limit). Read by the proxy for every request, whatever
+    /// [`CompiledPolicies::is_empty`] says.
+    pub upstream: UpstreamSettings,
     /// `denylist-source-range`.
     pub denylist: Option<CidrSet>,
     /// `allowlist-source-range` / `whitelist-source-range`.
@@ -302,6 +311,7 @@ impl CompiledPolicies {
             global,
             unavailable: None,
             unsupported_protocol: None,
+            upstream: UpstreamSettings::default(),
             denylist: None,
             allowlist: None,
             satisfy_any: false,
@@ -389,28 +399,17 @@ impl CompiledPolicies {
             }
         }
 
-        if location.backend_protocol != BackendProtocol::Http {
-            let clients = if location.backend_protocol == BackendProtocol::AutoHttp {
-                "HTTPS clients get"
-            } else {
-                "answers"
-            };
-            warnings.push(format!(
-                "backend-protocol {}: not supported yet, {clients} 502",
-                location.backend_protocol
-            ));
+        match upstream::compile(location, general, warnings) {
+            Ok(settings) => p.upstream = settings,
+            Err(e) => problems.push(e),
         }
-        p.unsupported_protocol = match location.backend_protocol {
-            BackendProtocol::Http => None,
-            BackendProtocol::AutoHttp => Some(UnsupportedProtocol {
-                protocol: BackendProtocol::AutoHttp,
-                https_clients_only: true,
-            }),
-            protocol => Some(UnsupportedProtocol {
-                protocol,
+        if location.backend_protocol == BackendProtocol::Fcgi {
+            warnings.push("backend-protocol FCGI: FastCGI is not supported, answers 502".into());
+            p.unsupported_protocol = Some(UnsupportedProtocol {
+                protocol: BackendProtocol::Fcgi,
                 https_clients_only: false,
-            }),
-        };
+            });
+        }
 
         // A location without its own list gets the ConfigMap's (ingress-nginx's
         // `whitelist-source-range` / `denylist-source-range` keys).

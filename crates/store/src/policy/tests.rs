@@ -181,26 +181,39 @@ fn rate_limits_compile_with_nginx_burst_and_per_ingress_zones() {
 }
 
 #[test]
-fn backend_protocols_the_proxy_cannot_speak() {
-    for (protocol, https_only) in [
-        ("HTTPS", false),
-        ("GRPC", false),
-        ("GRPCS", false),
-        ("FCGI", false),
-        ("AUTO_HTTP", true),
-    ] {
+fn only_fastcgi_is_a_protocol_the_proxy_cannot_speak() {
+    for protocol in ["HTTP", "HTTPS", "GRPC", "GRPCS", "AUTO_HTTP"] {
         let p = compile_one(
             &GeneralConfig::default(),
             &server("a", json!({"backend-protocol": protocol})),
         );
-        let unsupported = p.unsupported_protocol.unwrap();
-        assert_eq!(unsupported.https_clients_only, https_only, "{protocol}");
+        assert!(p.unsupported_protocol.is_none(), "{protocol}");
+        assert!(p.unavailable.is_none(), "{protocol}");
+        // The protocol alone does not leave the fast path.
+        assert!(p.is_empty(), "{protocol}");
     }
     let p = compile_one(
         &GeneralConfig::default(),
-        &server("a", json!({"backend-protocol": "HTTP"})),
+        &server("a", json!({"backend-protocol": "FCGI"})),
     );
-    assert!(p.unsupported_protocol.is_none());
+    let unsupported = p.unsupported_protocol.unwrap();
+    assert_eq!(unsupported.protocol, BackendProtocol::Fcgi);
+    assert!(!unsupported.https_clients_only);
+}
+
+#[test]
+fn broken_upstream_tls_material_fails_closed() {
+    let p = compile_one(
+        &GeneralConfig::default(),
+        &server(
+            "a",
+            json!({"backend-protocol": "HTTPS", "proxySSL": {
+                "caPem": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+            }}),
+        ),
+    );
+    let reason = p.unavailable.as_deref().unwrap();
+    assert!(reason.contains("ca.crt"), "{reason}");
 }
 
 #[test]
