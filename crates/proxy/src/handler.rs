@@ -60,7 +60,19 @@ pub async fn handle(
     // Set for gRPC calls to gRPC locations: the proxy's own 502/503/504 become gRPC
     // statuses (`upstream::grpc`).
     let mut grpc = false;
-    let outcome = proxy(&ctx, client, request, &mut record, &mut grpc).await;
+    // Set when custom error pages apply to the request (`crate::errors`).
+    let mut error_path = None;
+    let outcome = proxy(
+        &ctx,
+        client,
+        request,
+        &mut record,
+        &mut grpc,
+        &mut error_path,
+    )
+    .await;
+    let outcome =
+        crate::errors::intercept(&ctx, outcome, error_path, grpc, record.request_id.as_ref()).await;
     Ok(match outcome {
         Ok(mut response) => {
             record.status = response.status().as_u16();
@@ -150,6 +162,7 @@ async fn proxy(
     mut request: Request<Incoming>,
     record: &mut RequestRecord,
     grpc: &mut bool,
+    error_path: &mut Option<Box<crate::errors::ErrorPath>>,
 ) -> Result<Response<ProxyBody>, StatusCode> {
     let shared = &ctx.shared;
     let mut snapshot = shared.store.snapshot();
@@ -163,10 +176,24 @@ async fn proxy(
     let host = host_value.to_str().map_err(|_| StatusCode::BAD_REQUEST)?;
     let path = crate::path::normalize(request.uri().path()).ok_or(StatusCode::BAD_REQUEST)?;
 
-    let Some(route) = snapshot.routes.route(host, &path) else {
-        return Err(StatusCode::NOT_FOUND);
-    };
-    let Some(location) = route.location else {
+    let general = &snapshot.source.general;
+    let route = snapshot.routes.route(host, &path);
+    let Some((server, location)) = route.and_then(|r| Some((r.server, r.location?))) else {
+        // No location: the ConfigMap's custom errors may still serve the 404.
+        if let Some(errors) = gangplank_store::policy::CustomErrors::global(general) {
+            *error_path = Some(crate::errors::ErrorPath::new(
+                Arc::new(errors),
+                table.clone(),
+                &request,
+                &host_value,
+                &client,
+                Timeouts {
+                    connect: general.proxy_connect_timeout(),
+                    read: general.proxy_read_timeout(),
+                },
+                general.generate_request_id(),
+            ));
+        }
         return Err(StatusCode::NOT_FOUND);
     };
     record.labels = Some(location.labels.clone());
@@ -198,6 +225,26 @@ async fn proxy(
         crate::policy::Verdict::Answer(response) => return Ok(response),
         crate::policy::Verdict::Reject(status) => return Err(status),
     };
+    let proxy_settings = &location.source.proxy;
+    let timeouts = Timeouts {
+        connect: proxy_settings
+            .connect_timeout
+            .map_or_else(|| general.proxy_connect_timeout(), |d| d.as_duration()),
+        read: proxy_settings
+            .read_timeout
+            .map_or_else(|| general.proxy_read_timeout(), |d| d.as_duration()),
+    };
+    if let Some(errors) = &location.policies.errors {
+        *error_path = Some(crate::errors::ErrorPath::new(
+            errors.clone(),
+            table.clone(),
+            &request,
+            &host_value,
+            &client,
+            timeouts,
+            general.generate_request_id(),
+        ));
+    }
     // The catch-all location of a server whose default backend has no endpoints is
     // answered by the built-in default backend: 404, as ingress-nginx's 127.0.0.1:8181.
     let builtin_default = || {
@@ -230,16 +277,6 @@ async fn proxy(
         return Err(StatusCode::SERVICE_UNAVAILABLE);
     }
 
-    let general = &snapshot.source.general;
-    let proxy_settings = &location.source.proxy;
-    let timeouts = Timeouts {
-        connect: proxy_settings
-            .connect_timeout
-            .map_or_else(|| general.proxy_connect_timeout(), |d| d.as_duration()),
-        read: proxy_settings
-            .read_timeout
-            .map_or_else(|| general.proxy_read_timeout(), |d| d.as_duration()),
-    };
     let conditions = proxy_settings
         .next_upstream
         .as_deref()
@@ -398,7 +435,7 @@ async fn proxy(
                 headers::to_client(&mut parts.headers, switching);
                 admitted.decorate(&mut parts.headers);
                 if let Some(value) = &pick.set_cookie {
-                    let server_name = route.server.hostname.as_str();
+                    let server_name = server.hostname.as_str();
                     let cookie_host = crate::headers::host_without_port(host);
                     // ingress-nginx's `$location_path`: the path as written in the Ingress.
                     let location_path = if location.source.ingress_path.is_empty() {
@@ -654,7 +691,10 @@ fn evaluate(
     out
 }
 
-async fn resolve(resolver: &crate::dns::Resolver, upstream: &Upstream) -> Option<SocketAddr> {
+pub(crate) async fn resolve(
+    resolver: &crate::dns::Resolver,
+    upstream: &Upstream,
+) -> Option<SocketAddr> {
     match upstream {
         Upstream::Addr(addr) => Some(*addr),
         Upstream::Name { host, port } => resolver.resolve(host, *port).await,
@@ -662,7 +702,7 @@ async fn resolve(resolver: &crate::dns::Resolver, upstream: &Upstream) -> Option
 }
 
 /// True when forwarding to `target` would loop back into `own` (a listener of ours).
-fn is_self(target: SocketAddr, own: SocketAddr) -> bool {
+pub(crate) fn is_self(target: SocketAddr, own: SocketAddr) -> bool {
     target.port() == own.port()
         && (target.ip() == own.ip()
             || own.ip().is_unspecified() && target.ip().is_loopback()

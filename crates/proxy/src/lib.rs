@@ -33,6 +33,7 @@ pub mod body;
 pub mod calendar;
 pub mod config;
 pub mod dns;
+pub mod errors;
 pub mod handler;
 pub mod headers;
 pub mod listen;

@@ -18,6 +18,9 @@
 //! - client-certificate authentication: `auth-tls-*` (location or server);
 //! - digest authentication: `auth-type: digest`.
 //!
+//! `custom-http-errors`, `default-backend` and `disable-proxy-intercept-errors`
+//! compile into [`CustomErrors`].
+//!
 //! Request rate and connection limits (`limit-rps`, `limit-rpm`, `limit-connections`)
 //! compile into [`RateLimits`]; the proxy keeps their state per worker.
 //!
@@ -27,7 +30,7 @@
 //! TLS material that does not parse makes the location answer 503. `FCGI` is not
 //! spoken: such a location answers **502** rather than sending HTTP to a FastCGI
 //! upstream. Other settings that are not enforced yet and whose absence opens nothing
-//! (`mirror-*`, `custom-http-errors`, `default-backend`, `limit-rate`,
+//! (`mirror-*`, `limit-rate`,
 //! `proxy-cookie-*`, `proxy-redirect-*`, `connection-proxy-header`,
 //! `use-port-in-redirects`, ConfigMap `use-proxy-protocol`, `use-gzip`) are reported in
 //! one log line per compiled configuration, as are credentials that can never match.
@@ -35,6 +38,7 @@
 mod access;
 mod auth;
 mod cors;
+mod errors;
 mod headers;
 mod limit;
 mod realip;
@@ -54,6 +58,7 @@ use http::{HeaderName, HeaderValue};
 pub use access::{CidrSet, HeaderBlock};
 pub use auth::{BasicAuth, Credential};
 pub use cors::{Cors, OriginMatcher};
+pub use errors::{CustomErrors, DEFAULT_BACKEND};
 pub use headers::{HeaderTemplate, RequestHeader};
 pub use limit::{RateLimits, RequestRate};
 pub use realip::RealIp;
@@ -169,10 +174,6 @@ impl<'a> PolicyContext<'a> {
         }
         for (on, key) in [
             (
-                !general.custom_http_errors().is_empty(),
-                "custom-http-errors (ConfigMap): not enforced yet",
-            ),
-            (
                 general.use_proxy_protocol(),
                 "use-proxy-protocol: not enforced yet",
             ),
@@ -264,6 +265,10 @@ pub struct CompiledPolicies {
     /// version, retry time limit). Read by the proxy for every request, whatever
     /// [`CompiledPolicies::is_empty`] says.
     pub upstream: UpstreamSettings,
+    /// `custom-http-errors` (the location's or the ConfigMap's), `default-backend`,
+    /// `disable-proxy-intercept-errors`. Read by the proxy for every request, whatever
+    /// [`CompiledPolicies::is_empty`] says.
+    pub errors: Option<Arc<CustomErrors>>,
     /// `denylist-source-range`.
     pub denylist: Option<CidrSet>,
     /// `allowlist-source-range` / `whitelist-source-range`.
@@ -312,6 +317,7 @@ impl CompiledPolicies {
             unavailable: None,
             unsupported_protocol: None,
             upstream: UpstreamSettings::default(),
+            errors: None,
             denylist: None,
             allowlist: None,
             satisfy_any: false,
@@ -372,14 +378,6 @@ impl CompiledPolicies {
         for (on, what) in [
             (location.mirror.target.is_some(), "mirror-target"),
             (
-                !location.custom_http_errors.is_empty(),
-                "custom-http-errors",
-            ),
-            (
-                !location.default_backend_upstream_name.is_empty(),
-                "default-backend",
-            ),
-            (
                 location.rate_limit.limit_rate > 0 || location.rate_limit.limit_rate_after > 0,
                 "limit-rate",
             ),
@@ -403,6 +401,7 @@ impl CompiledPolicies {
             Ok(settings) => p.upstream = settings,
             Err(e) => problems.push(e),
         }
+        p.errors = CustomErrors::compile(location, general).map(Arc::new);
         if location.backend_protocol == BackendProtocol::Fcgi {
             warnings.push("backend-protocol FCGI: FastCGI is not supported, answers 502".into());
             p.unsupported_protocol = Some(UnsupportedProtocol {
