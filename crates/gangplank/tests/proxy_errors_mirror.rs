@@ -281,3 +281,201 @@ async fn the_error_path_never_bypasses_authentication_or_address_lists() {
     );
     assert!(!e.headers.contains_key("authorization"));
 }
+
+/// What a [`Recorder`] saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    host: String,
+    headers: HeaderMap,
+    body_length: usize,
+}
+
+/// A mirror target that records every request, answering after `delay`.
+struct Recorder {
+    addr: SocketAddr,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Recorder {
+    async fn start(delay: std::time::Duration) -> Recorder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                            let log = log.clone();
+                            async move {
+                                let (parts, body) = req.into_parts();
+                                let body = body
+                                    .collect()
+                                    .await
+                                    .map(|b| b.to_bytes())
+                                    .unwrap_or_default();
+                                log.lock().unwrap().push(Seen {
+                                    method: parts.method.to_string(),
+                                    path: parts.uri.to_string(),
+                                    host: parts
+                                        .headers
+                                        .get("host")
+                                        .map(|h| h.to_str().unwrap().to_owned())
+                                        .unwrap_or_default(),
+                                    headers: parts.headers,
+                                    body_length: body.len(),
+                                });
+                                tokio::time::sleep(delay).await;
+                                Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                                    Bytes::from_static(b"mirror"),
+                                )))
+                            }
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Recorder { addr, seen, task }
+    }
+
+    /// Waits (up to 10 s) until `n` requests were seen; returns them.
+    async fn wait_for(&self, n: usize) -> Vec<Seen> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let seen = self.seen.lock().unwrap().clone();
+            if seen.len() >= n {
+                return seen;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mirror saw {} of {n} requests",
+                seen.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mirror_gets_a_copy_and_never_slows_the_main_request() {
+    let g = Gangplank::start().await;
+    let app = echoes(1).await.remove(0);
+    let with_body = Recorder::start(std::time::Duration::ZERO).await;
+    let without_body = Recorder::start(std::time::Duration::ZERO).await;
+    let slow = Recorder::start(std::time::Duration::from_secs(5)).await;
+    let target = |addr: SocketAddr, rest: &str| format!("http://{addr}{rest}");
+    g.apply(json!({
+        "backends": [backend("app", &[app.addr()])],
+        "servers": [
+            {"hostname": "copy.test", "locations": [{"path": "/", "backend": "app",
+                "mirror": {"target": target(with_body.addr, "/copy$request_uri"), "host": "shadow.test"}}]},
+            {"hostname": "nobody.test", "locations": [{"path": "/", "backend": "app",
+                "mirror": {"target": target(without_body.addr, "$request_uri"), "requestBody": false}}]},
+            {"hostname": "dead.test", "locations": [{"path": "/", "backend": "app",
+                "mirror": {"target": target(dead_addr(), "$request_uri")}}]},
+            {"hostname": "slow.test", "locations": [{"path": "/", "backend": "app",
+                "mirror": {"target": target(slow.addr, "$request_uri")}}]}
+        ],
+        "general": {"proxy-body-size": "8m"}
+    }))
+    .await;
+    let h = g.http;
+
+    // A GET and a POST with a body: both copied, body included, Host = mirror-host.
+    let (status, _, _) = get(h, "copy.test", "/a/b?c=1", &[("x-team", "web")]).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, body) = request(
+        h,
+        Method::POST,
+        "copy.test",
+        "/upload",
+        &[],
+        vec![b'x'; 1000],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let main: Echo = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        main.body_length, 1000,
+        "the main upstream gets the whole body"
+    );
+    let seen = with_body.wait_for(2).await;
+    let get_copy = seen.iter().find(|s| s.method == "GET").unwrap();
+    assert_eq!(get_copy.path, "/copy/a/b?c=1");
+    assert_eq!(get_copy.host, "shadow.test");
+    assert_eq!(get_copy.headers["x-team"], "web");
+    assert_eq!(get_copy.headers["x-forwarded-host"], "copy.test");
+    let post_copy = seen.iter().find(|s| s.method == "POST").unwrap();
+    assert_eq!(post_copy.path, "/copy/upload");
+    assert_eq!(post_copy.body_length, 1000);
+
+    // A body over the 1 MiB cap: the upstream gets it, the copy goes without it.
+    let (status, _, body) = request(
+        h,
+        Method::POST,
+        "copy.test",
+        "/big",
+        &[],
+        vec![b'y'; 2 * 1024 * 1024],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let main: Echo = serde_json::from_slice(&body).unwrap();
+    assert_eq!(main.body_length, 2 * 1024 * 1024);
+    let seen = with_body.wait_for(3).await;
+    let big = seen.iter().find(|s| s.path == "/copy/big").unwrap();
+    assert_eq!(big.body_length, 0);
+
+    // mirror-request-body off: the method and headers, no body; Host = the target's.
+    let (status, _, _) = request(h, Method::PUT, "nobody.test", "/p", &[], vec![b'z'; 100]).await;
+    assert_eq!(status, StatusCode::OK);
+    let seen = without_body.wait_for(1).await;
+    assert_eq!(seen[0].method, "PUT");
+    assert_eq!(seen[0].path, "/p");
+    assert_eq!(seen[0].body_length, 0);
+    assert_eq!(seen[0].host, without_body.addr.to_string());
+
+    // A dead or slow (5 s) mirror changes neither the answer nor its latency.
+    for host in ["dead.test", "slow.test"] {
+        for i in 0..5 {
+            let started = std::time::Instant::now();
+            let (status, _, body) = request(
+                h,
+                Method::POST,
+                host,
+                &format!("/r{i}"),
+                &[],
+                vec![b'q'; 10],
+            )
+            .await;
+            let took = started.elapsed();
+            assert_eq!(status, StatusCode::OK, "{host}");
+            let main: Echo = serde_json::from_slice(&body).unwrap();
+            assert_eq!(main.body_length, 10);
+            assert!(
+                took < std::time::Duration::from_secs(2),
+                "{host}: the main request took {took:?}"
+            );
+        }
+    }
+    assert!(
+        !slow.wait_for(1).await.is_empty(),
+        "the slow mirror got its copies"
+    );
+}

@@ -314,6 +314,8 @@ async fn proxy(
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = Uri::try_from(path_and_query).map_err(|_| StatusCode::BAD_REQUEST)?;
     parts.version = http::Version::HTTP_11;
+    // `mirror-target` variables see the request as received (`$request_uri`).
+    let mirror_uri = location.policies.mirror.as_ref().map(|_| parts.uri.clone());
     let send_host = if location.source.upstream_vhost.is_empty() {
         host_value.clone()
     } else {
@@ -327,6 +329,21 @@ async fn proxy(
         RequestBody::Empty
     } else {
         admitted.request_body(body)
+    };
+    let body = match (&location.policies.mirror, &mirror_uri) {
+        (Some(target), Some(uri)) if client_upgrade.is_none() => {
+            let view = crate::policy::template::View {
+                method: &parts.method,
+                uri,
+                headers: &parts.headers,
+                client: &client,
+                host,
+                path: uri.path(),
+                server_name: &server.hostname,
+            };
+            crate::mirror::start(ctx, target, &parts, &view, body)
+        }
+        _ => body,
     };
     if let Transport::H2(config) = transport {
         crate::upstream::h2::prepare_request(&mut parts, config.is_some(), te_trailers);

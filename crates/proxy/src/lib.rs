@@ -38,6 +38,7 @@ pub mod handler;
 pub mod headers;
 pub mod listen;
 pub mod metrics_http;
+pub mod mirror;
 pub mod pages;
 pub mod path;
 pub mod policy;

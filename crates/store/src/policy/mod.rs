@@ -19,7 +19,7 @@
 //! - digest authentication: `auth-type: digest`.
 //!
 //! `custom-http-errors`, `default-backend` and `disable-proxy-intercept-errors`
-//! compile into [`CustomErrors`].
+//! compile into [`CustomErrors`]; `mirror-*` into a [`MirrorTarget`].
 //!
 //! Request rate and connection limits (`limit-rps`, `limit-rpm`, `limit-connections`)
 //! compile into [`RateLimits`]; the proxy keeps their state per worker.
@@ -30,7 +30,7 @@
 //! TLS material that does not parse makes the location answer 503. `FCGI` is not
 //! spoken: such a location answers **502** rather than sending HTTP to a FastCGI
 //! upstream. Other settings that are not enforced yet and whose absence opens nothing
-//! (`mirror-*`, `limit-rate`,
+//! (`limit-rate`,
 //! `proxy-cookie-*`, `proxy-redirect-*`, `connection-proxy-header`,
 //! `use-port-in-redirects`, ConfigMap `use-proxy-protocol`, `use-gzip`) are reported in
 //! one log line per compiled configuration, as are credentials that can never match.
@@ -41,6 +41,7 @@ mod cors;
 mod errors;
 mod headers;
 mod limit;
+mod mirror;
 mod realip;
 mod redirect;
 mod rewrite;
@@ -61,6 +62,7 @@ pub use cors::{Cors, OriginMatcher};
 pub use errors::{CustomErrors, DEFAULT_BACKEND};
 pub use headers::{HeaderTemplate, RequestHeader};
 pub use limit::{RateLimits, RequestRate};
+pub use mirror::MirrorTarget;
 pub use realip::RealIp;
 pub use redirect::{LocationRedirect, SslRedirect, WwwRedirect, www_twin};
 pub use rewrite::RewriteRule;
@@ -269,6 +271,9 @@ pub struct CompiledPolicies {
     /// `disable-proxy-intercept-errors`. Read by the proxy for every request, whatever
     /// [`CompiledPolicies::is_empty`] says.
     pub errors: Option<Arc<CustomErrors>>,
+    /// `mirror-target`, `mirror-host`, `mirror-request-body`. Read by the proxy for
+    /// every request, whatever [`CompiledPolicies::is_empty`] says.
+    pub mirror: Option<Arc<MirrorTarget>>,
     /// `denylist-source-range`.
     pub denylist: Option<CidrSet>,
     /// `allowlist-source-range` / `whitelist-source-range`.
@@ -318,6 +323,7 @@ impl CompiledPolicies {
             unsupported_protocol: None,
             upstream: UpstreamSettings::default(),
             errors: None,
+            mirror: None,
             denylist: None,
             allowlist: None,
             satisfy_any: false,
@@ -376,7 +382,6 @@ impl CompiledPolicies {
 
         // Logged only: nothing opens if they are missing.
         for (on, what) in [
-            (location.mirror.target.is_some(), "mirror-target"),
             (
                 location.rate_limit.limit_rate > 0 || location.rate_limit.limit_rate_after > 0,
                 "limit-rate",
@@ -402,6 +407,10 @@ impl CompiledPolicies {
             Err(e) => problems.push(e),
         }
         p.errors = CustomErrors::compile(location, general).map(Arc::new);
+        match mirror::compile(location, warnings) {
+            Ok(m) => p.mirror = m.map(Arc::new),
+            Err(e) => problems.push(e),
+        }
         if location.backend_protocol == BackendProtocol::Fcgi {
             warnings.push("backend-protocol FCGI: FastCGI is not supported, answers 502".into());
             p.unsupported_protocol = Some(UnsupportedProtocol {
