@@ -479,3 +479,63 @@ async fn mirror_gets_a_copy_and_never_slows_the_main_request() {
         "the slow mirror got its copies"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_id_server_tokens_and_underscored_headers() {
+    let g = Gangplank::start().await;
+    let app = echoes(1).await.remove(0);
+    let config = |general: serde_json::Value| {
+        json!({
+            "backends": [backend("app", &[app.addr()])],
+            "servers": [{"hostname": "h.test", "locations": [{"path": "/", "backend": "app"}]}],
+            "general": general
+        })
+    };
+    let h = g.http;
+    let send = || async {
+        let (status, headers, body) =
+            get(h, "h.test", "/", &[("x_user", "admin"), ("x-user", "me")]).await;
+        assert_eq!(status, StatusCode::OK);
+        let echo: Echo = serde_json::from_slice(&body).unwrap();
+        (headers, echo)
+    };
+
+    // Defaults: an id is generated, no version, underscored names are dropped.
+    g.apply(config(json!({}))).await;
+    let (headers, e) = send().await;
+    assert_eq!(headers["server"], "gangplank");
+    assert_eq!(e.headers["x-request-id"].len(), 32);
+    assert_eq!(e.headers["x-user"], "me");
+    assert!(!e.headers.contains_key("x_user"));
+
+    g.apply(config(json!({
+        "generate-request-id": false,
+        "server-tokens": true,
+        "enable-underscores-in-headers": true
+    })))
+    .await;
+    let (headers, e) = send().await;
+    let server = headers["server"].to_str().unwrap();
+    assert!(server.starts_with("gangplank/"), "{server}");
+    assert!(!e.headers.contains_key("x-request-id"));
+    assert_eq!(e.headers["x_user"], "admin");
+    // The client's own id is still passed on.
+    let (_, _, body) = get(h, "h.test", "/", &[("x-request-id", "abc")]).await;
+    let e: Echo = serde_json::from_slice(&body).unwrap();
+    assert_eq!(e.headers["x-request-id"], "abc");
+    // The proxy's own pages carry the version too.
+    let (status, headers, _) = get(h, "nowhere.test", "/", &[]).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        headers["server"]
+            .to_str()
+            .unwrap()
+            .starts_with("gangplank/")
+    );
+
+    // ignore-invalid-headers off: underscored names pass even with underscores off.
+    g.apply(config(json!({"ignore-invalid-headers": false})))
+        .await;
+    let (_, e) = send().await;
+    assert_eq!(e.headers["x_user"], "admin");
+}

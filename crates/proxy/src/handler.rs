@@ -73,7 +73,7 @@ pub async fn handle(
     .await;
     let outcome =
         crate::errors::intercept(&ctx, outcome, error_path, grpc, record.request_id.as_ref()).await;
-    Ok(match outcome {
+    let mut response = match outcome {
         Ok(mut response) => {
             record.status = response.status().as_u16();
             match response.body_mut() {
@@ -101,7 +101,14 @@ pub async fn handle(
             telemetry.record(*record);
             page
         }
-    })
+    };
+    // ConfigMap `server-tokens`: the version in `Server`, on every answer.
+    if ctx.shared.store.snapshot().source.general.server_tokens() {
+        response
+            .headers_mut()
+            .insert(header::SERVER, headers::SERVER_WITH_VERSION);
+    }
+    Ok(response)
 }
 
 /// Length of the request target as sent (`path?query`).
@@ -172,11 +179,14 @@ async fn proxy(
         table = shared.balancers.for_snapshot(&snapshot);
     }
 
+    let general = &snapshot.source.general;
+    if !general.enable_underscores_in_headers() && general.ignore_invalid_headers() {
+        headers::drop_underscored(request.headers_mut());
+    }
     let host_value = request_host(&request).ok_or(StatusCode::BAD_REQUEST)?;
     let host = host_value.to_str().map_err(|_| StatusCode::BAD_REQUEST)?;
     let path = crate::path::normalize(request.uri().path()).ok_or(StatusCode::BAD_REQUEST)?;
 
-    let general = &snapshot.source.general;
     let route = snapshot.routes.route(host, &path);
     let Some((server, location)) = route.and_then(|r| Some((r.server, r.location?))) else {
         // No location: the ConfigMap's custom errors may still serve the 404.
@@ -322,7 +332,12 @@ async fn proxy(
         HeaderValue::from_str(&location.source.upstream_vhost)
             .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
     };
-    headers::to_upstream(&mut parts.headers, &send_host, &client);
+    headers::to_upstream_with(
+        &mut parts.headers,
+        &send_host,
+        &client,
+        snapshot.source.general.generate_request_id(),
+    );
     admitted.upstream_request(&mut parts);
     record.request_id = parts.headers.get("x-request-id").cloned();
     let body = if body_is_empty(&parts.method, &body) {
