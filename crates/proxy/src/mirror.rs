@@ -117,9 +117,11 @@ pub fn start(
     copy.headers_mut().insert(header::HOST, host);
 
     let declared = http_body::Body::size_hint(&body).upper();
-    let (body, copied) = if !target.request_body || body.is_end_stream() {
-        (body, None)
-    } else if declared.is_some_and(|n| n > BODY_CAP as u64) {
+    // No copy of the body: none asked, none sent, or one declared over the cap.
+    let skip_body = !target.request_body
+        || body.is_end_stream()
+        || declared.is_some_and(|n| n > BODY_CAP as u64);
+    let (body, copied) = if skip_body {
         (body, None)
     } else {
         let (tx, rx) = oneshot::channel();
