@@ -107,6 +107,7 @@ async fn custom_http_errors_are_served_by_the_error_backend_with_the_original_st
             {"hostname": "pass.test", "locations": [
                 {"path": "/", "backend": "app", "disable-proxy-intercept-errors": true}]},
             {"hostname": "empty.test", "locations": [{"path": "/", "backend": "empty"}]},
+            {"hostname": "broken.test", "locations": [{"path": "/", "backend": "dead"}]},
             {"hostname": "down.test", "locations": [
                 {"path": "/", "backend": "app", "custom-http-errors": [404],
                  "defaultBackendUpstreamName": "dead"}]},
@@ -114,7 +115,7 @@ async fn custom_http_errors_are_served_by_the_error_backend_with_the_original_st
                 {"path": "/", "backend": "app", "custom-http-errors": [404],
                  "defaultBackendUpstreamName": "empty"}]}
         ],
-        "general": {"custom-http-errors": [404, 503]}
+        "general": {"custom-http-errors": [404, 502, 503]}
     }))
     .await;
     let h = g.http;
@@ -167,6 +168,9 @@ async fn custom_http_errors_are_served_by_the_error_backend_with_the_original_st
     let (status, e) = error_echo(h, "empty.test", "/x", &[]).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(e.headers["x-code"], "503");
+    let (status, e) = error_echo(h, "broken.test", "/x", &[]).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(e.headers["x-code"], "502");
     let (status, e) = error_echo(h, "unknown.test", "/nowhere", &[]).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(e.instance, "errors");
