@@ -303,3 +303,46 @@ impl Body for Tee {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn tee(len: usize) -> (usize, Option<Bytes>) {
+        let (tx, rx) = oneshot::channel();
+        let body = RequestBody::Mirrored(Box::new(Tee {
+            inner: RequestBody::Buffered(Some(Bytes::from(vec![b'a'; len]))),
+            copy: BytesMut::new(),
+            overflow: false,
+            done: Some(tx),
+        }));
+        let sent = body.collect().await.ok().map_or(0, |b| b.to_bytes().len());
+        (sent, rx.await.ok().flatten())
+    }
+
+    #[tokio::test]
+    async fn bodies_are_copied_up_to_the_cap() {
+        let (sent, copy) = tee(1000).await;
+        assert_eq!(sent, 1000);
+        assert_eq!(copy.map(|c| c.len()), Some(1000));
+        let (sent, copy) = tee(BODY_CAP + 1).await;
+        assert_eq!(
+            sent,
+            BODY_CAP + 1,
+            "the upstream always gets the whole body"
+        );
+        assert_eq!(copy, None, "too large to copy");
+    }
+
+    #[test]
+    fn slots_are_bounded_per_worker() {
+        let slots: Vec<Slot> = std::iter::from_fn(Slot::take)
+            .take(MAX_IN_FLIGHT + 5)
+            .collect();
+        assert_eq!(slots.len(), MAX_IN_FLIGHT);
+        assert!(Slot::take().is_none());
+        drop(slots);
+        assert!(Slot::take().is_some());
+    }
+}
