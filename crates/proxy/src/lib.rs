@@ -18,6 +18,9 @@
 //! 4. [`upstream`]: a per-worker keep-alive pool connects (connect timeout), sends the
 //!    request with the forwarded headers of [`headers`], and streams both bodies;
 //!    connect failures are retried on another endpoint (`proxy-next-upstream`).
+//!    A location with `mirror-target` also sends a fire-and-forget copy ([`mirror`]);
+//!    an intercepted error status (`custom-http-errors`) is answered with the error
+//!    backend's page, status kept ([`errors`]).
 //! 5. [`telemetry`]: when the response body ends, the request's record is counted in
 //!    the worker's metrics shard and queued for the access log thread.
 //!
