@@ -179,6 +179,10 @@ pub enum RequestBody {
     Limited(crate::policy::LimitedBody),
     /// No body (requests without one can be retried freely).
     Empty,
+    /// The client's body, copied for a mirror as it streams (`crate::mirror`).
+    Mirrored(Box<crate::mirror::Tee>),
+    /// A complete body (a mirror's copy).
+    Buffered(Option<Bytes>),
 }
 
 impl Body for RequestBody {
@@ -195,6 +199,8 @@ impl Body for RequestBody {
                 .map_err(crate::policy::BodyError::Client),
             RequestBody::Limited(body) => Pin::new(body).poll_frame(cx),
             RequestBody::Empty => Poll::Ready(None),
+            RequestBody::Mirrored(body) => Pin::new(body.as_mut()).poll_frame(cx),
+            RequestBody::Buffered(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
         }
     }
 
@@ -203,6 +209,8 @@ impl Body for RequestBody {
             RequestBody::Client(body) => body.is_end_stream(),
             RequestBody::Limited(body) => body.is_end_stream(),
             RequestBody::Empty => true,
+            RequestBody::Mirrored(body) => body.is_end_stream(),
+            RequestBody::Buffered(bytes) => bytes.is_none(),
         }
     }
 
@@ -211,6 +219,10 @@ impl Body for RequestBody {
             RequestBody::Client(body) => body.size_hint(),
             RequestBody::Limited(body) => body.size_hint(),
             RequestBody::Empty => SizeHint::with_exact(0),
+            RequestBody::Mirrored(body) => body.size_hint(),
+            RequestBody::Buffered(bytes) => {
+                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            }
         }
     }
 }

@@ -60,8 +60,20 @@ pub async fn handle(
     // Set for gRPC calls to gRPC locations: the proxy's own 502/503/504 become gRPC
     // statuses (`upstream::grpc`).
     let mut grpc = false;
-    let outcome = proxy(&ctx, client, request, &mut record, &mut grpc).await;
-    Ok(match outcome {
+    // Set when custom error pages apply to the request (`crate::errors`).
+    let mut error_path = None;
+    let outcome = proxy(
+        &ctx,
+        client,
+        request,
+        &mut record,
+        &mut grpc,
+        &mut error_path,
+    )
+    .await;
+    let outcome =
+        crate::errors::intercept(&ctx, outcome, error_path, grpc, record.request_id.as_ref()).await;
+    let mut response = match outcome {
         Ok(mut response) => {
             record.status = response.status().as_u16();
             match response.body_mut() {
@@ -89,7 +101,14 @@ pub async fn handle(
             telemetry.record(*record);
             page
         }
-    })
+    };
+    // ConfigMap `server-tokens`: the version in `Server`, on every answer.
+    if ctx.shared.store.snapshot().source.general.server_tokens() {
+        response
+            .headers_mut()
+            .insert(header::SERVER, headers::SERVER_WITH_VERSION);
+    }
+    Ok(response)
 }
 
 /// Length of the request target as sent (`path?query`).
@@ -150,6 +169,7 @@ async fn proxy(
     mut request: Request<Incoming>,
     record: &mut RequestRecord,
     grpc: &mut bool,
+    error_path: &mut Option<Box<crate::errors::ErrorPath>>,
 ) -> Result<Response<ProxyBody>, StatusCode> {
     let shared = &ctx.shared;
     let mut snapshot = shared.store.snapshot();
@@ -159,14 +179,31 @@ async fn proxy(
         table = shared.balancers.for_snapshot(&snapshot);
     }
 
+    let general = &snapshot.source.general;
+    if !general.enable_underscores_in_headers() && general.ignore_invalid_headers() {
+        headers::drop_underscored(request.headers_mut());
+    }
     let host_value = request_host(&request).ok_or(StatusCode::BAD_REQUEST)?;
     let host = host_value.to_str().map_err(|_| StatusCode::BAD_REQUEST)?;
     let path = crate::path::normalize(request.uri().path()).ok_or(StatusCode::BAD_REQUEST)?;
 
-    let Some(route) = snapshot.routes.route(host, &path) else {
-        return Err(StatusCode::NOT_FOUND);
-    };
-    let Some(location) = route.location else {
+    let route = snapshot.routes.route(host, &path);
+    let Some((server, location)) = route.and_then(|r| Some((r.server, r.location?))) else {
+        // No location: the ConfigMap's custom errors may still serve the 404.
+        if let Some(errors) = gangplank_store::policy::CustomErrors::global(general) {
+            *error_path = Some(crate::errors::ErrorPath::new(
+                Arc::new(errors),
+                table.clone(),
+                &request,
+                &host_value,
+                &client,
+                Timeouts {
+                    connect: general.proxy_connect_timeout(),
+                    read: general.proxy_read_timeout(),
+                },
+                general.generate_request_id(),
+            ));
+        }
         return Err(StatusCode::NOT_FOUND);
     };
     record.labels = Some(location.labels.clone());
@@ -198,6 +235,26 @@ async fn proxy(
         crate::policy::Verdict::Answer(response) => return Ok(response),
         crate::policy::Verdict::Reject(status) => return Err(status),
     };
+    let proxy_settings = &location.source.proxy;
+    let timeouts = Timeouts {
+        connect: proxy_settings
+            .connect_timeout
+            .map_or_else(|| general.proxy_connect_timeout(), |d| d.as_duration()),
+        read: proxy_settings
+            .read_timeout
+            .map_or_else(|| general.proxy_read_timeout(), |d| d.as_duration()),
+    };
+    if let Some(errors) = &location.policies.errors {
+        *error_path = Some(crate::errors::ErrorPath::new(
+            errors.clone(),
+            table.clone(),
+            &request,
+            &host_value,
+            &client,
+            timeouts,
+            general.generate_request_id(),
+        ));
+    }
     // The catch-all location of a server whose default backend has no endpoints is
     // answered by the built-in default backend: 404, as ingress-nginx's 127.0.0.1:8181.
     let builtin_default = || {
@@ -230,16 +287,6 @@ async fn proxy(
         return Err(StatusCode::SERVICE_UNAVAILABLE);
     }
 
-    let general = &snapshot.source.general;
-    let proxy_settings = &location.source.proxy;
-    let timeouts = Timeouts {
-        connect: proxy_settings
-            .connect_timeout
-            .map_or_else(|| general.proxy_connect_timeout(), |d| d.as_duration()),
-        read: proxy_settings
-            .read_timeout
-            .map_or_else(|| general.proxy_read_timeout(), |d| d.as_duration()),
-    };
     let conditions = proxy_settings
         .next_upstream
         .as_deref()
@@ -277,19 +324,41 @@ async fn proxy(
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     parts.uri = Uri::try_from(path_and_query).map_err(|_| StatusCode::BAD_REQUEST)?;
     parts.version = http::Version::HTTP_11;
+    // `mirror-target` variables see the request as received (`$request_uri`).
+    let mirror_uri = location.policies.mirror.as_ref().map(|_| parts.uri.clone());
     let send_host = if location.source.upstream_vhost.is_empty() {
         host_value.clone()
     } else {
         HeaderValue::from_str(&location.source.upstream_vhost)
             .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
     };
-    headers::to_upstream(&mut parts.headers, &send_host, &client);
+    headers::to_upstream_with(
+        &mut parts.headers,
+        &send_host,
+        &client,
+        snapshot.source.general.generate_request_id(),
+    );
     admitted.upstream_request(&mut parts);
     record.request_id = parts.headers.get("x-request-id").cloned();
     let body = if body_is_empty(&parts.method, &body) {
         RequestBody::Empty
     } else {
         admitted.request_body(body)
+    };
+    let body = match (&location.policies.mirror, &mirror_uri) {
+        (Some(target), Some(uri)) if client_upgrade.is_none() => {
+            let view = crate::policy::template::View {
+                method: &parts.method,
+                uri,
+                headers: &parts.headers,
+                client: &client,
+                host,
+                path: uri.path(),
+                server_name: &server.hostname,
+            };
+            crate::mirror::start(ctx, target, &parts, &view, body)
+        }
+        _ => body,
     };
     if let Transport::H2(config) = transport {
         crate::upstream::h2::prepare_request(&mut parts, config.is_some(), te_trailers);
@@ -398,7 +467,7 @@ async fn proxy(
                 headers::to_client(&mut parts.headers, switching);
                 admitted.decorate(&mut parts.headers);
                 if let Some(value) = &pick.set_cookie {
-                    let server_name = route.server.hostname.as_str();
+                    let server_name = server.hostname.as_str();
                     let cookie_host = crate::headers::host_without_port(host);
                     // ingress-nginx's `$location_path`: the path as written in the Ingress.
                     let location_path = if location.source.ingress_path.is_empty() {
@@ -654,7 +723,10 @@ fn evaluate(
     out
 }
 
-async fn resolve(resolver: &crate::dns::Resolver, upstream: &Upstream) -> Option<SocketAddr> {
+pub(crate) async fn resolve(
+    resolver: &crate::dns::Resolver,
+    upstream: &Upstream,
+) -> Option<SocketAddr> {
     match upstream {
         Upstream::Addr(addr) => Some(*addr),
         Upstream::Name { host, port } => resolver.resolve(host, *port).await,
@@ -662,7 +734,7 @@ async fn resolve(resolver: &crate::dns::Resolver, upstream: &Upstream) -> Option
 }
 
 /// True when forwarding to `target` would loop back into `own` (a listener of ours).
-fn is_self(target: SocketAddr, own: SocketAddr) -> bool {
+pub(crate) fn is_self(target: SocketAddr, own: SocketAddr) -> bool {
     target.port() == own.port()
         && (target.ip() == own.ip()
             || own.ip().is_unspecified() && target.ip().is_loopback()

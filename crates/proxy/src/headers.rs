@@ -139,6 +139,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
 ///
 /// `host` is the value to send as `Host` (`$best_http_host`, or `upstream-vhost`).
 pub fn to_upstream(headers: &mut HeaderMap, host: &HeaderValue, client: &ClientInfo) {
+    to_upstream_with(headers, host, client, true);
+}
+
+/// [`to_upstream`], generating an `X-Request-ID` for requests without one only when
+/// `generate_request_id` (ConfigMap `generate-request-id`) is on.
+pub fn to_upstream_with(
+    headers: &mut HeaderMap,
+    host: &HeaderValue,
+    client: &ClientInfo,
+    generate_request_id: bool,
+) {
     // Room for the forwarded headers below, so the map grows at most once.
     headers.reserve(10);
     let upgrade = strip_hop_by_hop(headers);
@@ -159,7 +170,7 @@ pub fn to_upstream(headers: &mut HeaderMap, host: &HeaderValue, client: &ClientI
     };
 
     headers.insert(header::HOST, host.clone());
-    if !headers.contains_key(&X_REQUEST_ID) {
+    if generate_request_id && !headers.contains_key(&X_REQUEST_ID) {
         headers.insert(X_REQUEST_ID.clone(), new_request_id());
     }
     headers.insert(X_REAL_IP.clone(), remote.clone());
@@ -201,6 +212,27 @@ pub fn to_client(headers: &mut HeaderMap, switching_protocols: bool) {
     }
     headers.insert(header::SERVER, crate::pages::SERVER);
 }
+
+/// ConfigMap `enable-underscores-in-headers` off (the default) with
+/// `ignore-invalid-headers` on (the default): request headers whose name contains `_`
+/// are dropped before anything reads them, as nginx ignores them.
+pub fn drop_underscored(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| name.as_str().contains('_')) {
+        return;
+    }
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().contains('_'))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
+/// `Server` with the version, for ConfigMap `server-tokens: "true"`.
+pub const SERVER_WITH_VERSION: HeaderValue =
+    HeaderValue::from_static(concat!("gangplank/", env!("CARGO_PKG_VERSION")));
 
 /// The value of cookie `name` in the request's `Cookie` headers (the first one).
 pub(crate) fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
@@ -325,6 +357,33 @@ mod tests {
                 ..client
             }
             .is_https()
+        );
+    }
+
+    #[test]
+    fn request_ids_are_generated_only_when_asked() {
+        let mut h = HeaderMap::new();
+        to_upstream_with(&mut h, &HeaderValue::from_static("h"), &client(), false);
+        assert!(!h.contains_key("x-request-id"));
+        h.insert("x-request-id", HeaderValue::from_static("mine"));
+        to_upstream_with(&mut h, &HeaderValue::from_static("h"), &client(), false);
+        assert_eq!(h["x-request-id"], "mine");
+    }
+
+    #[test]
+    fn underscored_names_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert("x_user", HeaderValue::from_static("admin"));
+        h.append("x_user", HeaderValue::from_static("root"));
+        h.insert("x-user", HeaderValue::from_static("me"));
+        drop_underscored(&mut h);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h["x-user"], "me");
+        assert!(
+            SERVER_WITH_VERSION
+                .to_str()
+                .unwrap()
+                .starts_with("gangplank/")
         );
     }
 

@@ -18,6 +18,9 @@
 //! 4. [`upstream`]: a per-worker keep-alive pool connects (connect timeout), sends the
 //!    request with the forwarded headers of [`headers`], and streams both bodies;
 //!    connect failures are retried on another endpoint (`proxy-next-upstream`).
+//!    A location with `mirror-target` also sends a fire-and-forget copy ([`mirror`]);
+//!    an intercepted error status (`custom-http-errors`) is answered with the error
+//!    backend's page, status kept ([`errors`]).
 //! 5. [`telemetry`]: when the response body ends, the request's record is counted in
 //!    the worker's metrics shard and queued for the access log thread.
 //!
@@ -33,10 +36,12 @@ pub mod body;
 pub mod calendar;
 pub mod config;
 pub mod dns;
+pub mod errors;
 pub mod handler;
 pub mod headers;
 pub mod listen;
 pub mod metrics_http;
+pub mod mirror;
 pub mod pages;
 pub mod path;
 pub mod policy;

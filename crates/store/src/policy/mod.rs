@@ -18,6 +18,9 @@
 //! - client-certificate authentication: `auth-tls-*` (location or server);
 //! - digest authentication: `auth-type: digest`.
 //!
+//! `custom-http-errors`, `default-backend` and `disable-proxy-intercept-errors`
+//! compile into [`CustomErrors`]; `mirror-*` into a [`MirrorTarget`].
+//!
 //! Request rate and connection limits (`limit-rps`, `limit-rpm`, `limit-connections`)
 //! compile into [`RateLimits`]; the proxy keeps their state per worker.
 //!
@@ -27,7 +30,7 @@
 //! TLS material that does not parse makes the location answer 503. `FCGI` is not
 //! spoken: such a location answers **502** rather than sending HTTP to a FastCGI
 //! upstream. Other settings that are not enforced yet and whose absence opens nothing
-//! (`mirror-*`, `custom-http-errors`, `default-backend`, `limit-rate`,
+//! (`limit-rate`,
 //! `proxy-cookie-*`, `proxy-redirect-*`, `connection-proxy-header`,
 //! `use-port-in-redirects`, ConfigMap `use-proxy-protocol`, `use-gzip`) are reported in
 //! one log line per compiled configuration, as are credentials that can never match.
@@ -35,8 +38,10 @@
 mod access;
 mod auth;
 mod cors;
+mod errors;
 mod headers;
 mod limit;
+mod mirror;
 mod realip;
 mod redirect;
 mod rewrite;
@@ -54,8 +59,10 @@ use http::{HeaderName, HeaderValue};
 pub use access::{CidrSet, HeaderBlock};
 pub use auth::{BasicAuth, Credential};
 pub use cors::{Cors, OriginMatcher};
+pub use errors::{CustomErrors, DEFAULT_BACKEND};
 pub use headers::{HeaderTemplate, RequestHeader};
 pub use limit::{RateLimits, RequestRate};
+pub use mirror::MirrorTarget;
 pub use realip::RealIp;
 pub use redirect::{LocationRedirect, SslRedirect, WwwRedirect, www_twin};
 pub use rewrite::RewriteRule;
@@ -169,10 +176,6 @@ impl<'a> PolicyContext<'a> {
         }
         for (on, key) in [
             (
-                !general.custom_http_errors().is_empty(),
-                "custom-http-errors (ConfigMap): not enforced yet",
-            ),
-            (
                 general.use_proxy_protocol(),
                 "use-proxy-protocol: not enforced yet",
             ),
@@ -264,6 +267,13 @@ pub struct CompiledPolicies {
     /// version, retry time limit). Read by the proxy for every request, whatever
     /// [`CompiledPolicies::is_empty`] says.
     pub upstream: UpstreamSettings,
+    /// `custom-http-errors` (the location's or the ConfigMap's), `default-backend`,
+    /// `disable-proxy-intercept-errors`. Read by the proxy for every request, whatever
+    /// [`CompiledPolicies::is_empty`] says.
+    pub errors: Option<Arc<CustomErrors>>,
+    /// `mirror-target`, `mirror-host`, `mirror-request-body`. Read by the proxy for
+    /// every request, whatever [`CompiledPolicies::is_empty`] says.
+    pub mirror: Option<Arc<MirrorTarget>>,
     /// `denylist-source-range`.
     pub denylist: Option<CidrSet>,
     /// `allowlist-source-range` / `whitelist-source-range`.
@@ -312,6 +322,8 @@ impl CompiledPolicies {
             unavailable: None,
             unsupported_protocol: None,
             upstream: UpstreamSettings::default(),
+            errors: None,
+            mirror: None,
             denylist: None,
             allowlist: None,
             satisfy_any: false,
@@ -370,15 +382,6 @@ impl CompiledPolicies {
 
         // Logged only: nothing opens if they are missing.
         for (on, what) in [
-            (location.mirror.target.is_some(), "mirror-target"),
-            (
-                !location.custom_http_errors.is_empty(),
-                "custom-http-errors",
-            ),
-            (
-                !location.default_backend_upstream_name.is_empty(),
-                "default-backend",
-            ),
             (
                 location.rate_limit.limit_rate > 0 || location.rate_limit.limit_rate_after > 0,
                 "limit-rate",
@@ -401,6 +404,11 @@ impl CompiledPolicies {
 
         match upstream::compile(location, general, warnings) {
             Ok(settings) => p.upstream = settings,
+            Err(e) => problems.push(e),
+        }
+        p.errors = CustomErrors::compile(location, general).map(Arc::new);
+        match mirror::compile(location, warnings) {
+            Ok(m) => p.mirror = m.map(Arc::new),
             Err(e) => problems.push(e),
         }
         if location.backend_protocol == BackendProtocol::Fcgi {
