@@ -62,6 +62,8 @@ pub async fn handle(
     let mut grpc = false;
     // Set when custom error pages apply to the request (`crate::errors`).
     let mut error_path = None;
+    // ConfigMap `server-tokens`, read from the request's snapshot.
+    let mut server_tokens = false;
     let outcome = proxy(
         &ctx,
         client,
@@ -69,6 +71,7 @@ pub async fn handle(
         &mut record,
         &mut grpc,
         &mut error_path,
+        &mut server_tokens,
     )
     .await;
     let outcome =
@@ -103,7 +106,7 @@ pub async fn handle(
         }
     };
     // ConfigMap `server-tokens`: the version in `Server`, on every answer.
-    if ctx.shared.store.snapshot().source.general.server_tokens() {
+    if server_tokens {
         response
             .headers_mut()
             .insert(header::SERVER, headers::SERVER_WITH_VERSION);
@@ -170,6 +173,7 @@ async fn proxy(
     record: &mut RequestRecord,
     grpc: &mut bool,
     error_path: &mut Option<Box<crate::errors::ErrorPath>>,
+    server_tokens: &mut bool,
 ) -> Result<Response<ProxyBody>, StatusCode> {
     let shared = &ctx.shared;
     let mut snapshot = shared.store.snapshot();
@@ -180,6 +184,7 @@ async fn proxy(
     }
 
     let general = &snapshot.source.general;
+    *server_tokens = general.server_tokens();
     if !general.enable_underscores_in_headers() && general.ignore_invalid_headers() {
         headers::drop_underscored(request.headers_mut());
     }
