@@ -108,6 +108,17 @@ impl AuthUrl {
     }
 }
 
+impl std::fmt::Display for AuthUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let scheme = if self.https { "https" } else { "http" };
+        if self.host.contains(':') {
+            write!(f, "{scheme}://[{}]:{}{}", self.host, self.port, self.path_and_query)
+        } else {
+            write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path_and_query)
+        }
+    }
+}
+
 /// The auth service's address: fixed, or evaluated per request.
 #[derive(Debug, Clone)]
 pub enum AuthTarget {
