@@ -84,7 +84,11 @@ impl AuthServer {
 async fn answer(request: Request<Incoming>, log: &Log) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
     let (parts, body) = request.into_parts();
-    let body = body.collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().len())
+        .unwrap_or(0);
     {
         let mut log = log.lock().unwrap();
         let seen = log.entry(path.clone()).or_default();
@@ -166,8 +170,14 @@ async fn external_auth_allows_denies_and_redirects() {
     .await;
     assert_eq!(status, StatusCode::OK);
     let echo = echo_of(&body);
-    assert_eq!(echo.headers["x-user"], "alice", "replaced by the auth answer");
-    assert!(!echo.headers.contains_key("x-groups"), "absent there: removed");
+    assert_eq!(
+        echo.headers["x-user"], "alice",
+        "replaced by the auth answer"
+    );
+    assert!(
+        !echo.headers.contains_key("x-groups"),
+        "absent there: removed"
+    );
     assert_eq!(headers["set-cookie"], "auth=1; Path=/");
     let seen = auth.seen("/allow");
     assert_eq!((seen.calls, seen.method.as_str(), seen.body), (1, "GET", 0));
@@ -315,7 +325,14 @@ async fn digest_authentication() {
     let nonce = digest::challenge_nonce(&challenge).unwrap();
 
     let good = digest::authorization(
-        "alice", "secret", "staff", &nonce, "GET", "/private?x=1", 1, "abc",
+        "alice",
+        "secret",
+        "staff",
+        &nonce,
+        "GET",
+        "/private?x=1",
+        1,
+        "abc",
     );
     let (status, _, body) = conn
         .send("digest.test", "/private?x=1", &[("authorization", &good)])
@@ -324,7 +341,14 @@ async fn digest_authentication() {
     assert!(!echo_of(&body).headers.contains_key("authorization"));
 
     let wrong = digest::authorization(
-        "alice", "guess", "staff", &nonce, "GET", "/private?x=1", 2, "abc",
+        "alice",
+        "guess",
+        "staff",
+        &nonce,
+        "GET",
+        "/private?x=1",
+        2,
+        "abc",
     );
     let (status, headers, _) = conn
         .send("digest.test", "/private?x=1", &[("authorization", &wrong)])

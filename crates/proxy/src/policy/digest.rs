@@ -168,8 +168,21 @@ pub fn verify(
         return Check::Denied;
     };
     let ha2 = md5_hex(&[method.as_str(), ":", digest_uri]);
-    let expected = md5_hex(&[&hex::encode(ha1), ":", nonce, ":", nc, ":", cnonce, ":auth:", &ha2]);
-    if !constant_time_eq(expected.as_bytes(), response.to_ascii_lowercase().as_bytes()) {
+    let expected = md5_hex(&[
+        &hex::encode(ha1),
+        ":",
+        nonce,
+        ":",
+        nc,
+        ":",
+        cnonce,
+        ":auth:",
+        &ha2,
+    ]);
+    if !constant_time_eq(
+        expected.as_bytes(),
+        response.to_ascii_lowercase().as_bytes(),
+    ) {
         return Check::Denied;
     }
     let expires = issued.saturating_add(NONCE_TTL.as_secs());
@@ -343,18 +356,29 @@ mod tests {
         let bob = authorization("bob", "secret", "staff", &n, "GET", "/x?y=1", 6, "c1");
         assert_eq!(v(&bob, &Method::GET, now, &mut replays), Check::Denied);
         let forged = format!("{now:016x}{}", "0".repeat(32));
-        let f = authorization("alice", "secret", "staff", &forged, "GET", "/x?y=1", 7, "c1");
+        let f = authorization(
+            "alice", "secret", "staff", &forged, "GET", "/x?y=1", 7, "c1",
+        );
         assert_eq!(v(&f, &Method::GET, now, &mut replays), Check::Denied);
         // Right credentials, old nonce: stale.
         let late = authorization("alice", "secret", "staff", &n, "GET", "/x?y=1", 8, "c1");
         let at = now + NONCE_TTL.as_secs() + 1;
         assert_eq!(v(&late, &Method::GET, at, &mut replays), Check::Stale);
         // Not digest, garbage.
-        for bad in ["Basic YTpi", "Digest", "Digest username", "Digest a=\"b", "Digest \u{1}=x"] {
+        for bad in [
+            "Basic YTpi",
+            "Digest",
+            "Digest username",
+            "Digest a=\"b",
+            "Digest \u{1}=x",
+        ] {
             if let Ok(h) = HeaderValue::from_str(bad) {
                 let mut m = HeaderMap::new();
                 m.insert(header::AUTHORIZATION, h);
-                assert_eq!(verify(&a, &Method::GET, &uri, &m, now, &mut replays), Check::Denied);
+                assert_eq!(
+                    verify(&a, &Method::GET, &uri, &m, now, &mut replays),
+                    Check::Denied
+                );
             }
         }
         assert_eq!(
@@ -367,7 +391,9 @@ mod tests {
     fn challenge_format() {
         let c = challenge(&auth(), true);
         let text = c.to_str().unwrap();
-        assert!(text.starts_with("Digest algorithm=\"MD5\", qop=\"auth\", realm=\"staff\", nonce=\""));
+        assert!(
+            text.starts_with("Digest algorithm=\"MD5\", qop=\"auth\", realm=\"staff\", nonce=\"")
+        );
         assert!(text.ends_with("stale=\"true\""));
         let n = challenge_nonce(text).unwrap();
         assert!(nonce_issued(&n).is_some());

@@ -462,10 +462,7 @@ fn auth_request(
         HeaderValue::from_static("nginx-ingress-controller"),
     );
     headers.insert(X_REAL_IP.clone(), client.remote_ip.clone());
-    let full_for = client
-        .forwarded
-        .as_deref()
-        .and_then(|f| f.full_for.clone());
+    let full_for = client.forwarded.as_deref().and_then(|f| f.full_for.clone());
     headers.insert(
         X_FORWARDED_FOR.clone(),
         full_for.unwrap_or_else(|| client.remote_ip.clone()),

@@ -21,11 +21,11 @@
 //!    ([`limit`], per-worker state): `limit-req-status-code` /
 //!    `limit-conn-status-code` (503);
 //! 9. basic or digest authentication: 401 ([`auth`], [`digest`]);
-//! 9b. external authentication (`auth-url`, `global-auth-url`): 401, a 302 to
-//!    `auth-signin`, 403 or 500 ([`extauth`]);
-//! 10. `temporal-redirect` / `permanent-redirect`, then `app-root` for `/`;
-//! 11. `backend-protocol` the proxy does not speak (`FCGI`): 502;
-//! 12. `rewrite-target` (302 for an absolute target), `proxy-set-headers` values.
+//! 10. external authentication (`auth-url`, `global-auth-url`): 401, a 302 to
+//!     `auth-signin`, 403 or 500 ([`extauth`]);
+//! 11. `temporal-redirect` / `permanent-redirect`, then `app-root` for `/`;
+//! 12. `backend-protocol` the proxy does not speak (`FCGI`): 502;
+//! 13. `rewrite-target` (302 for an absolute target), `proxy-set-headers` values.
 //!
 //! This is ingress-nginx's documented order (deny list, allow list, rate limit, auth,
 //! redirect) with nginx's phases where they matter for safety or compatibility: the

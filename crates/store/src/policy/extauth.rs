@@ -112,9 +112,17 @@ impl std::fmt::Display for AuthUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let scheme = if self.https { "https" } else { "http" };
         if self.host.contains(':') {
-            write!(f, "{scheme}://[{}]:{}{}", self.host, self.port, self.path_and_query)
+            write!(
+                f,
+                "{scheme}://[{}]:{}{}",
+                self.host, self.port, self.path_and_query
+            )
         } else {
-            write!(f, "{scheme}://{}:{}{}", self.host, self.port, self.path_and_query)
+            write!(
+                f,
+                "{scheme}://{}:{}{}",
+                self.host, self.port, self.path_and_query
+            )
         }
     }
 }
@@ -305,7 +313,7 @@ fn compile_spec(
 fn signin_append(url: &str, param: &str) -> Option<(char, String)> {
     match url.split_once('?') {
         None => Some(('?', param.to_owned())),
-        Some((_, query)) if query.is_empty() => Some(('?', param.to_owned())),
+        Some((_, "")) => Some(('?', param.to_owned())),
         Some((_, query)) => {
             let present = query.split('&').any(|pair| {
                 let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -380,7 +388,8 @@ mod tests {
     #[test]
     fn own_url_wins_and_no_auth_locations_exempt() {
         let g = general(json!({"global-auth-url": "http://global.example.com/check"}));
-        let own = location(json!({"path": "/", "externalAuth": {"url": "http://own.example.com/"}}));
+        let own =
+            location(json!({"path": "/", "externalAuth": {"url": "http://own.example.com/"}}));
         let auth = compile(&own, &g, &mut Vec::new()).unwrap().unwrap();
         assert!(!auth.global);
         assert!(matches!(&auth.target, AuthTarget::Fixed(u) if u.host == "own.example.com"));

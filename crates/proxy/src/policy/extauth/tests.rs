@@ -140,7 +140,11 @@ fn answers_become_decisions() {
         &v,
         &answer(
             202,
-            &[("x-user", "alice"), ("set-cookie", "a=1"), ("set-cookie", "b=2")],
+            &[
+                ("x-user", "alice"),
+                ("set-cookie", "a=1"),
+                ("set-cookie", "b=2"),
+            ],
         ),
     );
     let Decision::Allow { headers, cookies } = allow else {
@@ -249,7 +253,12 @@ fn the_answer_cache_expires_and_stays_bounded() {
     for i in 0..(CACHE_MAX as u32 + 5) {
         let mut key = [0u8; 20];
         key[..4].copy_from_slice(&i.to_le_bytes());
-        cache.put(key, Arc::new(answer(200, &[])), t0 + Duration::from_secs(60), t0);
+        cache.put(
+            key,
+            Arc::new(answer(200, &[])),
+            t0 + Duration::from_secs(60),
+            t0,
+        );
     }
     assert!(cache.len() <= CACHE_MAX);
 }
@@ -258,6 +267,10 @@ fn the_answer_cache_expires_and_stays_bounded() {
 fn what_is_cacheable() {
     assert!(cacheable(&answer(200, &[("x-user", "a")]).headers));
     assert!(!cacheable(&answer(200, &[("set-cookie", "a=1")]).headers));
-    assert!(!cacheable(&answer(200, &[("cache-control", "private, max-age=9")]).headers));
-    assert!(!cacheable(&answer(200, &[("cache-control", "no-store")]).headers));
+    assert!(!cacheable(
+        &answer(200, &[("cache-control", "private, max-age=9")]).headers
+    ));
+    assert!(!cacheable(
+        &answer(200, &[("cache-control", "no-store")]).headers
+    ));
 }

@@ -182,7 +182,11 @@ struct Interned {
 
 static INTERNED: LazyLock<Mutex<Interned>> = LazyLock::new(Mutex::default);
 
-pub(super) fn tls(ssl: &ProxySsl, h2: bool, warnings: &mut Vec<String>) -> Result<Arc<UpstreamTls>, String> {
+pub(super) fn tls(
+    ssl: &ProxySsl,
+    h2: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Arc<UpstreamTls>, String> {
     let with_ca = ssl.ca_pem.is_some();
     let defaults = ProxySsl::default();
     let mut versions: Vec<TlsProtocol> = if !with_ca && ssl.protocols == defaults.protocols {
