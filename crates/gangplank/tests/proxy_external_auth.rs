@@ -29,13 +29,17 @@ struct Seen {
     method: String,
     path: String,
     body: usize,
+    /// The SNI of the TLS connection the request came on, if any.
+    sni: Option<String>,
 }
 
 type Log = Arc<Mutex<HashMap<String, Seen>>>;
 
 /// The auth service: `/allow` 200 (with `X-User` and a cookie), `/deny401` 401 with
 /// a challenge, `/deny403` 403, `/cached` 200 (`X-User: cached`), `/global` 200 only
-/// with `X-Token: ok` (else 401), anything else 404.
+/// with `X-Token: ok` (else 401), `/deny-cookie` 401 with a cookie, anything else
+/// 404. The same port speaks TLS (a self-signed certificate for `localhost`) to
+/// clients that start with a TLS handshake.
 struct AuthServer {
     addr: SocketAddr,
     log: Log,
@@ -47,20 +51,29 @@ impl AuthServer {
         let addr = listener.local_addr().unwrap();
         let log: Log = Arc::default();
         let shared = log.clone();
+        let tls = self_signed_localhost();
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
                 };
                 let log = shared.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |r: Request<Incoming>| {
-                        let log = log.clone();
-                        async move { Ok::<_, Infallible>(answer(r, &log).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let mut first = [0u8; 1];
+                    if stream.peek(&mut first).await.unwrap_or(0) == 0 {
+                        return;
+                    }
+                    if first[0] == 0x16 {
+                        let Ok(stream) = tokio_rustls::TlsAcceptor::from(tls).accept(stream).await
+                        else {
+                            return;
+                        };
+                        let sni = stream.get_ref().1.server_name().map(str::to_owned);
+                        serve(TokioIo::new(stream), log, sni).await;
+                    } else {
+                        serve(TokioIo::new(stream), log, None).await;
+                    }
                 });
             }
         });
@@ -81,7 +94,42 @@ impl AuthServer {
     }
 }
 
-async fn answer(request: Request<Incoming>, log: &Log) -> Response<Full<Bytes>> {
+fn self_signed_localhost() -> Arc<rustls::ServerConfig> {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.der().clone()], key)
+        .unwrap();
+    Arc::new(config)
+}
+
+async fn serve<IO>(io: IO, log: Log, sni: Option<String>)
+where
+    IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |r: Request<Incoming>| {
+        let log = log.clone();
+        let sni = sni.clone();
+        async move { Ok::<_, Infallible>(answer(r, &log, sni).await) }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service)
+        .await;
+}
+
+async fn answer(
+    request: Request<Incoming>,
+    log: &Log,
+    sni: Option<String>,
+) -> Response<Full<Bytes>> {
     let path = request.uri().path().to_owned();
     let (parts, body) = request.into_parts();
     let body = body
@@ -97,6 +145,7 @@ async fn answer(request: Request<Incoming>, log: &Log) -> Response<Full<Bytes>> 
         seen.method = parts.method.to_string();
         seen.path = parts.uri.to_string();
         seen.body = body;
+        seen.sni = sni;
     }
     let mut response = Response::builder();
     let status = match path.as_str() {
@@ -120,6 +169,10 @@ async fn answer(request: Request<Incoming>, log: &Log) -> Response<Full<Bytes>> 
             200
         }
         "/global" => 401,
+        "/deny-cookie" => {
+            response = response.header("set-cookie", "tried=1");
+            401
+        }
         _ => 404,
     };
     response
@@ -364,4 +417,53 @@ async fn get(
     headers: &[(&str, &str)],
 ) -> (StatusCode, HeaderMap, Bytes) {
     Conn::open(addr).await.send(host, path, headers).await
+}
+
+/// `https` auth services (TLS with SNI, names resolved by the proxy's resolver) and
+/// `auth-always-set-cookie`: the auth answer's cookie reaches the client on a 401 only
+/// with it, and always on the sign-in redirect.
+#[tokio::test]
+async fn external_auth_over_https_and_cookies_on_refusals() {
+    let g = Gangplank::start().await;
+    let upstreams = echoes(1).await;
+    let auth = AuthServer::start().await;
+    let port = auth.addr.port();
+    g.apply(json!({
+        "backends": [backend("b", &[upstreams[0].addr()])],
+        "servers": [{"hostname": "tls.test", "locations": [
+            {"path": "/tls", "backend": "b", "externalAuth": {
+                "url": format!("https://localhost:{port}/allow"), "responseHeaders": ["X-User"]}},
+            {"path": "/plain-cookie", "backend": "b", "externalAuth": {"url": auth.url("/deny-cookie")}},
+            {"path": "/always-cookie", "backend": "b", "externalAuth": {
+                "url": auth.url("/deny-cookie"), "alwaysSetCookie": true}},
+            {"path": "/signin-cookie", "backend": "b", "externalAuth": {
+                "url": auth.url("/deny-cookie"), "signin": "https://login.example.com/?rd=$escaped_request_uri"}}
+        ]}]
+    }))
+    .await;
+    let h = g.http;
+    let (status, _, body) = get(h, "tls.test", "/tls", &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(echo_of(&body).headers["x-user"], "alice");
+    let seen = auth.seen("/allow");
+    assert_eq!(seen.sni.as_deref(), Some("localhost"));
+    assert_eq!(seen.headers["host"], "localhost");
+
+    let (status, headers, _) = get(h, "tls.test", "/plain-cookie", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(!headers.contains_key("set-cookie"));
+    let (status, headers, _) = get(h, "tls.test", "/always-cookie", &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(headers["set-cookie"], "tried=1");
+    let (status, headers, _) = get(h, "tls.test", "/signin-cookie?a=1", &[]).await;
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(headers["set-cookie"], "tried=1");
+    assert!(
+        headers["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("https://login.example.com/?rd=/signin-cookie"),
+        "{:?}",
+        headers["location"]
+    );
 }
