@@ -214,7 +214,7 @@ thread_local! {
 static RESOLVER: LazyLock<Resolver> = LazyLock::new(Resolver::default);
 
 /// Asks the auth service about the request in `view` (or the cache). `scope` names
-/// the location (cache keys never cross locations); `request_id` is the
+/// the location (cache keys never cross locations or auth URLs); `request_id` is the
 /// `X-Request-ID` the upstream request will carry.
 pub async fn check(
     auth: &ExternalAuth,
@@ -225,6 +225,8 @@ pub async fn check(
     let cache_key = auth.cache.as_ref().map(|cache| {
         let mut h = Sha1::new();
         h.update(scope.as_bytes());
+        h.update([0]);
+        h.update(auth.url_text.as_bytes());
         h.update([0]);
         h.update(expand(&cache.key, view, None, Escape::None).as_bytes());
         <[u8; 20]>::from(h.finalize())

@@ -173,6 +173,9 @@ impl AuthCache {
 pub struct ExternalAuth {
     /// The service.
     pub target: AuthTarget,
+    /// The URL as configured, part of cache keys: answers of another service (after a
+    /// configuration change) are never reused.
+    pub url_text: String,
     /// The ConfigMap's `global-auth-url` (for logs).
     pub global: bool,
     /// `auth-method`; `None` sends `GET` (nginx's subrequests are GET).
@@ -292,6 +295,7 @@ fn compile_spec(
     let tls = super::upstream::tls(&ssl, false, warnings)?;
     Ok(ExternalAuth {
         target,
+        url_text: url.to_owned(),
         global,
         method: spec
             .method
