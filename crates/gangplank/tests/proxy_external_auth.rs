@@ -467,3 +467,43 @@ async fn external_auth_over_https_and_cookies_on_refusals() {
         headers["location"]
     );
 }
+
+/// `satisfy: any`: a client the address list admits skips external authentication;
+/// any other client must pass it (nginx's `satisfy any` over `allow`/`deny` and
+/// `auth_request`). With `satisfy: all` (the default) both apply.
+#[tokio::test]
+async fn satisfy_any_with_external_auth() {
+    let g = Gangplank::start().await;
+    let upstreams = echoes(1).await;
+    let auth = AuthServer::start().await;
+    g.apply(json!({
+        "backends": [backend("b", &[upstreams[0].addr()])],
+        "servers": [{"hostname": "any.test", "locations": [
+            {"path": "/listed", "backend": "b", "satisfy": "any",
+             "allowlist": {"cidrs": ["127.0.0.0/8"]},
+             "externalAuth": {"url": auth.url("/deny403")}},
+            {"path": "/unlisted", "backend": "b", "satisfy": "any",
+             "allowlist": {"cidrs": ["10.0.0.0/8"]},
+             "externalAuth": {"url": auth.url("/allow")}},
+            {"path": "/refused", "backend": "b", "satisfy": "any",
+             "allowlist": {"cidrs": ["10.0.0.0/8"]},
+             "externalAuth": {"url": auth.url("/deny403")}},
+            {"path": "/all", "backend": "b",
+             "allowlist": {"cidrs": ["127.0.0.0/8"]},
+             "externalAuth": {"url": auth.url("/deny403")}}
+        ]}]
+    }))
+    .await;
+    let h = g.http;
+    assert_eq!(get(h, "any.test", "/listed", &[]).await.0, StatusCode::OK);
+    assert_eq!(auth.seen("/deny403").calls, 0, "not asked");
+    assert_eq!(get(h, "any.test", "/unlisted", &[]).await.0, StatusCode::OK);
+    assert_eq!(
+        get(h, "any.test", "/refused", &[]).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        get(h, "any.test", "/all", &[]).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
