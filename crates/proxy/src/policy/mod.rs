@@ -312,7 +312,8 @@ impl Admitted<'_> {
 
     /// Adjusts the upstream request after the standard forwarded headers were set:
     /// the rewritten target, `X-Forwarded-Prefix`, no `Authorization` behind basic
-    /// auth, `proxy-set-headers`.
+    /// or digest auth, the `auth-response-headers` of external auth,
+    /// `proxy-set-headers`.
     pub fn upstream_request(&self, parts: &mut http::request::Parts) {
         let p = self.policies;
         if p.is_empty() {
