@@ -170,6 +170,14 @@ pub(crate) fn general(state: &ClusterState, events: &mut Events) -> GeneralConfi
             Ok(json) => {
                 accepted.insert((*key).to_owned(), json);
             }
+            // ingress-nginx ignores an unparsable global-auth-url with a warning, so
+            // global authentication is off: said loudly, since it opens locations.
+            Err(why) if *key == "global-auth-url" => {
+                tracing::warn!(reason = %why, "ConfigMap key global-auth-url is invalid: global external authentication is OFF (as in ingress-nginx)");
+                warn(format!(
+                    "ConfigMap key \"global-auth-url\" is invalid: {why}; global external authentication is off, as in ingress-nginx"
+                ));
+            }
             Err(why) => warn(format!(
                 "ConfigMap key {key:?} is invalid: {why}; its default is used"
             )),
@@ -486,6 +494,28 @@ mod tests {
                 proxy_read_timeout: Some(NginxDuration::from_secs(90).unwrap()),
                 ..GeneralConfig::default()
             }
+        );
+    }
+
+    #[test]
+    fn an_invalid_global_auth_url_turns_global_auth_off_with_a_warning() {
+        let (g, events) = translate(&[
+            ("global-auth-url", "http://$http_x_target/check"),
+            ("global-auth-response-headers", "X-User"),
+        ]);
+        assert_eq!(g.global_auth(), None);
+        assert_eq!(events.len(), 1, "{events:#?}");
+        assert!(
+            events[0]
+                .message
+                .contains("global external authentication is off"),
+            "{events:#?}"
+        );
+        let (g, events) = translate(&[("global-auth-url", "https://auth.example.com/check")]);
+        assert!(events.is_empty());
+        assert_eq!(
+            g.global_auth().and_then(|a| a.url).as_deref(),
+            Some("https://auth.example.com/check")
         );
     }
 

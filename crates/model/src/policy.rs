@@ -1232,7 +1232,8 @@ pub struct ExternalAuth {
     /// May contain nginx variables such as `$host`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// `auth-method`: the method of the auth request; absent means the client's.
+    /// `auth-method`: the method of the auth request; absent means `GET` (nginx's
+    /// auth subrequests are GET whatever the client's method).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<HttpMethod>,
     /// `auth-signin`: where a 401 redirects the client.

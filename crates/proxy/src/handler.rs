@@ -471,6 +471,7 @@ async fn proxy(
                 let (mut parts, body) = response.into_parts();
                 headers::to_client(&mut parts.headers, switching);
                 admitted.decorate(&mut parts.headers);
+                admitted.auth_cookies(parts.status, &mut parts.headers);
                 if let Some(value) = &pick.set_cookie {
                     let server_name = server.hostname.as_str();
                     let cookie_host = crate::headers::host_without_port(host);

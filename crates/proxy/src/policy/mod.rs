@@ -20,10 +20,12 @@
 //! 8. `limit-rps`, `limit-rpm`, then `limit-connections`, per real client address
 //!    ([`limit`], per-worker state): `limit-req-status-code` /
 //!    `limit-conn-status-code` (503);
-//! 9. basic authentication: 401;
-//! 10. `temporal-redirect` / `permanent-redirect`, then `app-root` for `/`;
-//! 11. `backend-protocol` the proxy does not speak (`FCGI`): 502;
-//! 12. `rewrite-target` (302 for an absolute target), `proxy-set-headers` values.
+//! 9. basic or digest authentication: 401 ([`auth`], [`digest`]);
+//! 10. external authentication (`auth-url`, `global-auth-url`): 401, a 302 to
+//!     `auth-signin`, 403 or 500 ([`extauth`]);
+//! 11. `temporal-redirect` / `permanent-redirect`, then `app-root` for `/`;
+//! 12. `backend-protocol` the proxy does not speak (`FCGI`): 502;
+//! 13. `rewrite-target` (302 for an absolute target), `proxy-set-headers` values.
 //!
 //! This is ingress-nginx's documented order (deny list, allow list, rate limit, auth,
 //! redirect) with nginx's phases where they matter for safety or compatibility: the
@@ -44,6 +46,8 @@ pub mod access;
 pub mod auth;
 pub mod body;
 pub mod cors;
+pub mod digest;
+pub mod extauth;
 pub mod headers;
 pub mod limit;
 pub mod realip;
@@ -88,6 +92,8 @@ pub struct Admitted<'p> {
     evaluated: Vec<(HeaderName, HeaderValue)>,
     /// The `limit-connections` slot this request holds.
     connection: Option<limit::ConnectionGuard>,
+    /// What external authentication granted (headers, cookies).
+    external: Option<Box<extauth::Granted>>,
 }
 
 /// Evaluates `location`'s policies for `request`. `client` gets the real client
@@ -110,6 +116,7 @@ pub async fn admit<'p, B>(
         rewritten: None,
         evaluated: Vec::new(),
         connection: None,
+        external: None,
     };
     let too_large = |headers: &HeaderMap| {
         p.body_limit
@@ -198,6 +205,20 @@ pub async fn admit<'p, B>(
         admitted.decorate(response.headers_mut());
         return Verdict::Answer(response);
     }
+    if let Some(auth) = &p.digest_auth
+        && !(p.satisfy_any && lists_admit)
+    {
+        let check = digest::check(auth, request.method(), request.uri(), headers);
+        if check != digest::Check::Ok {
+            let mut response = error_page(StatusCode::UNAUTHORIZED);
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                digest::challenge(auth, check == digest::Check::Stale),
+            );
+            admitted.decorate(response.headers_mut());
+            return Verdict::Answer(response);
+        }
+    }
 
     let view = View {
         method: request.method(),
@@ -208,6 +229,22 @@ pub async fn admit<'p, B>(
         path,
         server_name: &p.hostname,
     };
+    if let Some(auth) = &p.external_auth
+        && !(p.satisfy_any && lists_admit)
+    {
+        let request_id = extauth::request_id(headers);
+        match extauth::check(auth, &p.name, &view, &request_id).await {
+            extauth::Decision::Allow { headers, cookies } => {
+                admitted.external = Some(Box::new(extauth::Granted {
+                    headers,
+                    cookies,
+                    always_set_cookie: auth.always_set_cookie,
+                    request_id,
+                }));
+            }
+            denied => return Verdict::Answer(admitted.auth_denied(denied, auth.always_set_cookie)),
+        }
+    }
     if let Some(r) = &p.redirect {
         let captures = location.regex.as_ref().and_then(|re| re.captures(path));
         let target = template::expand(&r.url, &view, captures.as_ref(), Escape::Uri);
@@ -275,7 +312,8 @@ impl Admitted<'_> {
 
     /// Adjusts the upstream request after the standard forwarded headers were set:
     /// the rewritten target, `X-Forwarded-Prefix`, no `Authorization` behind basic
-    /// auth, `proxy-set-headers`.
+    /// or digest auth, the `auth-response-headers` of external auth,
+    /// `proxy-set-headers`.
     pub fn upstream_request(&self, parts: &mut http::request::Parts) {
         let p = self.policies;
         if p.is_empty() {
@@ -294,8 +332,11 @@ impl Admitted<'_> {
                 );
             }
         }
-        if p.basic_auth.is_some() {
+        if p.basic_auth.is_some() || p.digest_auth.is_some() {
             parts.headers.remove(header::AUTHORIZATION);
+        }
+        if let Some(granted) = &self.external {
+            granted.upstream_request(&mut parts.headers);
         }
         headers::set_upstream(
             &p.global.proxy_set_headers,
@@ -322,6 +363,47 @@ impl Admitted<'_> {
         }
     }
 
+    /// Adds what external authentication asks for to a client response with
+    /// `status`: the auth answer's `Set-Cookie` (see [`extauth`]).
+    pub fn auth_cookies(&self, status: StatusCode, headers: &mut HeaderMap) {
+        if let Some(granted) = &self.external {
+            granted.response(status, headers);
+        }
+    }
+
+    /// The decorated answer to a request external authentication refused.
+    fn auth_denied(&self, denied: extauth::Decision, always: bool) -> Response<ProxyBody> {
+        let (mut response, cookies) = match denied {
+            extauth::Decision::Unauthorized { challenge, cookies } => {
+                let mut response = error_page(StatusCode::UNAUTHORIZED);
+                for value in challenge {
+                    response
+                        .headers_mut()
+                        .append(header::WWW_AUTHENTICATE, value);
+                }
+                (response, cookies)
+            }
+            extauth::Decision::SignIn { location, cookies } => {
+                let mut response = error_page(StatusCode::FOUND);
+                response.headers_mut().insert(header::LOCATION, location);
+                (response, cookies)
+            }
+            extauth::Decision::Forbidden { cookies } => {
+                (error_page(StatusCode::FORBIDDEN), cookies)
+            }
+            extauth::Decision::Failed { cookies } | extauth::Decision::Allow { cookies, .. } => {
+                (error_page(StatusCode::INTERNAL_SERVER_ERROR), cookies)
+            }
+        };
+        if extauth::cookies_apply(response.status(), always) {
+            for cookie in cookies {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+        }
+        self.decorate(response.headers_mut());
+        response
+    }
+
     /// A decorated redirect to `target`.
     fn redirect(&self, code: StatusCode, target: &str) -> Response<ProxyBody> {
         match HeaderValue::from_str(target) {
@@ -329,6 +411,7 @@ impl Admitted<'_> {
                 let mut response = error_page(code);
                 response.headers_mut().insert(header::LOCATION, location);
                 self.decorate(response.headers_mut());
+                self.auth_cookies(code, response.headers_mut());
                 response
             }
             Err(_) => {

@@ -209,7 +209,7 @@ async fn plain_locations_take_the_fast_path() {
 async fn fail_closed_and_unsupported_protocols() {
     let s = setup(
         json!([
-            {"path": "/ext", "backend": "b", "externalAuth": {"url": "https://auth.example.com/"}},
+            {"path": "/tls", "backend": "b", "certificateAuth": {"secret": {"namespace": "d", "name": "ca"}, "caPem": "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"}},
             {"path": "/fcgi", "backend": "b", "backend-protocol": "FCGI"},
             {"path": "/grpc", "backend": "b", "backend-protocol": "GRPC"},
             {"path": "/auto", "backend": "b", "backend-protocol": "AUTO_HTTP"}
@@ -217,7 +217,7 @@ async fn fail_closed_and_unsupported_protocols() {
         json!({}),
     );
     assert_eq!(
-        run(&s, get("/ext")).await.0.status(),
+        run(&s, get("/tls")).await.0.status(),
         StatusCode::SERVICE_UNAVAILABLE
     );
     assert_eq!(

@@ -12,11 +12,10 @@
 //! security-relevant setting this wave does not enforce yet, makes the location answer
 //! **503** with a reason ([`CompiledPolicies::unavailable`]), so nothing is ever served
 //! unprotected (fail closed, Part A.3):
-//! - external authentication: `auth-url`, and the ConfigMap's `global-auth-url` on
-//!   locations that do not opt out (`enable-global-auth: "false"`,
-//!   `no-auth-locations`);
-//! - client-certificate authentication: `auth-tls-*` (location or server);
-//! - digest authentication: `auth-type: digest`.
+//! - client-certificate authentication: `auth-tls-*` (location or server).
+//!
+//! External authentication (`auth-url`, ConfigMap `global-auth-*`) compiles into
+//! [`ExternalAuth`] ([`extauth`]), digest authentication into [`DigestAuth`].
 //!
 //! `custom-http-errors`, `default-backend` and `disable-proxy-intercept-errors`
 //! compile into [`CustomErrors`]; `mirror-*` into a [`MirrorTarget`].
@@ -38,7 +37,9 @@
 mod access;
 mod auth;
 mod cors;
+mod digest;
 mod errors;
+pub mod extauth;
 mod headers;
 mod limit;
 mod mirror;
@@ -59,7 +60,9 @@ use http::{HeaderName, HeaderValue};
 pub use access::{CidrSet, HeaderBlock};
 pub use auth::{BasicAuth, Credential};
 pub use cors::{Cors, OriginMatcher};
+pub use digest::DigestAuth;
 pub use errors::{CustomErrors, DEFAULT_BACKEND};
+pub use extauth::ExternalAuth;
 pub use headers::{HeaderTemplate, RequestHeader};
 pub use limit::{RateLimits, RequestRate};
 pub use mirror::MirrorTarget;
@@ -278,7 +281,8 @@ pub struct CompiledPolicies {
     pub denylist: Option<CidrSet>,
     /// `allowlist-source-range` / `whitelist-source-range`.
     pub allowlist: Option<CidrSet>,
-    /// `satisfy: any` with both an address list and basic auth: either one suffices.
+    /// `satisfy: any` with both an address list and authentication (basic, digest,
+    /// external): either one suffices.
     pub satisfy_any: bool,
     /// HTTPS redirect.
     pub ssl_redirect: Option<SslRedirect>,
@@ -294,6 +298,10 @@ pub struct CompiledPolicies {
     pub www_redirect: Option<WwwRedirect>,
     /// `auth-type: basic`.
     pub basic_auth: Option<BasicAuth>,
+    /// `auth-type: digest`.
+    pub digest_auth: Option<DigestAuth>,
+    /// `auth-url` or the ConfigMap's `global-auth-url`.
+    pub external_auth: Option<Box<ExternalAuth>>,
     /// `enable-cors`.
     pub cors: Option<Cors>,
     /// `rewrite-target`.
@@ -334,6 +342,8 @@ impl CompiledPolicies {
             app_root: None,
             www_redirect: None,
             basic_auth: None,
+            digest_auth: None,
+            external_auth: None,
             cors: None,
             rewrite: None,
             body_limit: None,
@@ -362,22 +372,8 @@ impl CompiledPolicies {
         let mut unenforced: Vec<&str> = Vec::new();
 
         // Fail closed: security settings not enforced yet.
-        if location.external_auth.is_enabled() {
-            unenforced.push("external authentication (auth-url) is not enforced yet");
-        } else if location.enable_global_auth
-            && general.global_auth_url.is_some()
-            && !general
-                .no_auth_locations()
-                .iter()
-                .any(|prefix| !prefix.is_empty() && location.path.starts_with(prefix))
-        {
-            unenforced.push("global external authentication (global-auth-url) is not enforced yet");
-        }
         if location.certificate_auth.is_enabled() || server.certificate_auth.is_enabled() {
             unenforced.push("client-certificate authentication (auth-tls-*) is not enforced yet");
-        }
-        if location.basic_digest_auth.auth_type == Some(AuthType::Digest) {
-            unenforced.push("digest authentication (auth-type: digest) is not enforced yet");
         }
 
         // Logged only: nothing opens if they are missing.
@@ -464,8 +460,18 @@ impl CompiledPolicies {
                 Err(e) => problems.push(e),
             }
         }
+        if location.basic_digest_auth.auth_type == Some(AuthType::Digest) {
+            match DigestAuth::compile(&location.basic_digest_auth) {
+                Ok(auth) => p.digest_auth = Some(auth),
+                Err(e) => problems.push(e),
+            }
+        }
+        match extauth::compile(location, general, warnings) {
+            Ok(auth) => p.external_auth = auth.map(Box::new),
+            Err(e) => problems.push(e),
+        }
         p.satisfy_any = location.satisfy == Satisfy::Any
-            && p.basic_auth.is_some()
+            && (p.basic_auth.is_some() || p.digest_auth.is_some() || p.external_auth.is_some())
             && (p.denylist.is_some() || p.allowlist.is_some());
 
         match Cors::compile(&location.cors_config) {
@@ -512,6 +518,8 @@ impl CompiledPolicies {
             && p.redirect.is_none()
             && p.app_root.is_none()
             && p.basic_auth.is_none()
+            && p.digest_auth.is_none()
+            && p.external_auth.is_none()
             && p.cors.is_none()
             && p.rewrite.is_none()
             && p.rate_limits.is_none()

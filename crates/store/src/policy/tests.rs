@@ -47,37 +47,35 @@ fn a_plain_location_has_nothing_but_the_body_limit() {
 
 #[test]
 fn unenforced_security_settings_fail_closed() {
-    let cases = [
-        (
+    // Client-certificate authentication is the one security setting not enforced yet.
+    let tls = json!({"certificateAuth": {"secret": {"namespace": "d", "name": "ca"}, "caPem": "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"}});
+    let p = compile_one(&GeneralConfig::default(), &server("a", tls));
+    let reason = p.unavailable.as_deref().unwrap_or_default();
+    assert!(reason.contains("auth-tls"), "{reason:?}");
+    assert!(!p.is_empty());
+    // External and digest authentication are enforced now: compiled, not 503.
+    let p = compile_one(
+        &GeneralConfig::default(),
+        &server(
+            "a",
             json!({"externalAuth": {"url": "https://auth.example.com/check"}}),
-            "auth-url",
         ),
-        (
+    );
+    assert!(p.unavailable.is_none() && p.external_auth.is_some() && !p.is_empty());
+    let p = compile_one(
+        &GeneralConfig::default(),
+        &server(
+            "a",
             json!({"basicDigestAuth": {"authType": "digest", "credentials": {"u": "0123456789abcdef0123456789abcdef"}}}),
-            "digest",
         ),
-        (
-            json!({"certificateAuth": {"secret": {"namespace": "d", "name": "ca"}, "caPem": "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"}}),
-            "auth-tls",
-        ),
-    ];
-    for (location, needle) in cases {
-        let p = compile_one(&GeneralConfig::default(), &server("a", location));
-        let reason = p.unavailable.as_deref().unwrap_or_default();
-        assert!(reason.contains(needle), "{needle}: {reason:?}");
-        assert!(!p.is_empty());
-    }
+    );
+    assert!(p.unavailable.is_none() && p.digest_auth.is_some() && !p.is_empty());
     // Global auth: on unless the location opts out or is a no-auth location.
     let g = general(json!({"global-auth-url": "https://auth.example.com/"}));
     let p = compile_one(&g, &server("a", json!({"enableGlobalAuth": true})));
-    assert!(
-        p.unavailable
-            .as_deref()
-            .unwrap()
-            .contains("global-auth-url")
-    );
+    assert!(p.external_auth.as_ref().is_some_and(|a| a.global));
     let p = compile_one(&g, &server("a", json!({"enableGlobalAuth": false})));
-    assert!(p.unavailable.is_none());
+    assert!(p.external_auth.is_none());
     let p = compile_one(
         &g,
         &server(
@@ -85,7 +83,7 @@ fn unenforced_security_settings_fail_closed() {
             json!({"path": "/.well-known/acme-challenge/x", "enableGlobalAuth": true}),
         ),
     );
-    assert!(p.unavailable.is_none());
+    assert!(p.unavailable.is_none() && p.external_auth.is_none());
     // Non-security settings are only noted.
     let p = compile_one(
         &GeneralConfig::default(),
