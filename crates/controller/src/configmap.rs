@@ -94,6 +94,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("force-ssl-redirect", Kind::Bool),
     ("http-redirect-code", Kind::Int),
     ("preserve-trailing-slash", Kind::Bool),
+    ("use-port-in-redirects", Kind::Bool),
     ("no-tls-redirect-locations", Kind::CommaList),
     ("use-forwarded-headers", Kind::Bool),
     ("compute-full-forwarded-for", Kind::Bool),

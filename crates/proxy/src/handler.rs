@@ -68,6 +68,9 @@ pub async fn handle(
                 ProxyBody::Upstream { recorder, .. } => {
                     *recorder = Some(Recorder::new(record, started, telemetry));
                 }
+                ProxyBody::Shaped(body) => {
+                    body.set_recorder(Recorder::new(record, started, telemetry));
+                }
                 // The proxy's own answers (policy redirects, 401, 204 preflights).
                 ProxyBody::Full(bytes) => {
                     record.body_bytes_sent = bytes.as_ref().map_or(0, |b| b.len() as u64);
@@ -265,6 +268,8 @@ async fn proxy(
         .and_then(|name| cookie(request.headers(), name))
         .map(str::to_owned);
 
+    // Response policies read the request first (`Accept-Encoding`, method, version).
+    let exchange = crate::policy::response::Exchange::of(&location.policies, &request);
     // The upstream request: original URI (origin-form), forwarded headers.
     let client_upgrade = request
         .headers()
@@ -285,6 +290,11 @@ async fn proxy(
     };
     headers::to_upstream(&mut parts.headers, &send_host, &client);
     admitted.upstream_request(&mut parts);
+    crate::policy::response::upstream_connection(
+        &location.policies.response,
+        &mut parts.headers,
+        client_upgrade.is_some(),
+    );
     record.request_id = parts.headers.get("x-request-id").cloned();
     let body = if body_is_empty(&parts.method, &body) {
         RequestBody::Empty
@@ -397,6 +407,16 @@ async fn proxy(
                 let (mut parts, body) = response.into_parts();
                 headers::to_client(&mut parts.headers, switching);
                 admitted.decorate(&mut parts.headers);
+                let shape = if switching {
+                    crate::policy::response::Shape::default()
+                } else {
+                    crate::policy::response::respond(
+                        &location.policies,
+                        &exchange,
+                        parts.status,
+                        &mut parts.headers,
+                    )
+                };
                 if let Some(value) = &pick.set_cookie {
                     let server_name = route.server.hostname.as_str();
                     let cookie_host = crate::headers::host_without_port(host);
@@ -427,12 +447,12 @@ async fn proxy(
                 }
                 return Ok(Response::from_parts(
                     parts,
-                    ProxyBody::Upstream {
+                    shape.body(ProxyBody::Upstream {
                         body,
                         checkin,
                         recorder: None,
                         connection: admitted.take_connection_guard(),
-                    },
+                    }),
                 ));
             }
             Err(failed) => {

@@ -48,6 +48,7 @@ pub mod headers;
 pub mod limit;
 pub mod realip;
 pub mod redirect;
+pub mod response;
 pub mod rewrite;
 pub mod template;
 

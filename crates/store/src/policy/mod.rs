@@ -27,10 +27,14 @@
 //! TLS material that does not parse makes the location answer 503. `FCGI` is not
 //! spoken: such a location answers **502** rather than sending HTTP to a FastCGI
 //! upstream. Other settings that are not enforced yet and whose absence opens nothing
-//! (`mirror-*`, `custom-http-errors`, `default-backend`, `limit-rate`,
-//! `proxy-cookie-*`, `proxy-redirect-*`, `connection-proxy-header`,
-//! `use-port-in-redirects`, ConfigMap `use-proxy-protocol`, `use-gzip`) are reported in
-//! one log line per compiled configuration, as are credentials that can never match.
+//! (`mirror-*`, `custom-http-errors`, `default-backend`, ConfigMap
+//! `use-proxy-protocol`) are reported in one log line per compiled configuration, as
+//! are credentials that can never match.
+//!
+//! What happens to responses (`use-gzip`, `limit-rate`, `proxy-cookie-*`,
+//! `proxy-redirect-*`), the `Connection` header sent upstream
+//! (`connection-proxy-header`) and `use-port-in-redirects` compile into
+//! [`ResponsePolicies`] ([`response`]).
 
 mod access;
 mod auth;
@@ -39,6 +43,7 @@ mod headers;
 mod limit;
 mod realip;
 mod redirect;
+pub mod response;
 mod rewrite;
 mod template;
 pub mod upstream;
@@ -57,6 +62,7 @@ pub use cors::{Cors, OriginMatcher};
 pub use headers::{HeaderTemplate, RequestHeader};
 pub use limit::{RateLimits, RequestRate};
 pub use realip::RealIp;
+pub use response::{CookieRewrites, Gzip, GzipTypes, LimitRate, RedirectRewrite, ResponsePolicies};
 pub use redirect::{LocationRedirect, SslRedirect, WwwRedirect, www_twin};
 pub use rewrite::RewriteRule;
 pub use template::Template;
@@ -79,6 +85,8 @@ pub struct GlobalPolicies {
     pub hsts: Option<HeaderValue>,
     /// `proxy-set-headers`.
     pub proxy_set_headers: Vec<RequestHeader>,
+    /// `use-gzip`: response compression.
+    pub gzip: Option<Gzip>,
     /// Set when a global policy could not be compiled: every location answers 503.
     pub broken: Option<String>,
     /// Compile-time warnings (unusable `proxy-set-headers` values...).
@@ -90,6 +98,7 @@ impl GlobalPolicies {
     pub fn compile(general: &GeneralConfig) -> GlobalPolicies {
         let mut global = GlobalPolicies {
             hsts: redirect::hsts_value(general),
+            gzip: Gzip::compile(general),
             ..GlobalPolicies::default()
         };
         let mut problems = Vec::new();
@@ -176,7 +185,6 @@ impl<'a> PolicyContext<'a> {
                 general.use_proxy_protocol(),
                 "use-proxy-protocol: not enforced yet",
             ),
-            (general.use_gzip(), "use-gzip: not enforced yet"),
         ] {
             if on {
                 context.note(key, "(ConfigMap)");
@@ -294,6 +302,11 @@ pub struct CompiledPolicies {
     pub rate_limits: Option<RateLimits>,
     /// `add-headers` and `custom-headers`.
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// What happens to the upstream's response (`limit-rate`, `proxy-cookie-*`,
+    /// `proxy-redirect-*`), the `Connection` header sent upstream and
+    /// `use-port-in-redirects`. Read by the proxy for every proxied request, whatever
+    /// [`CompiledPolicies::is_empty`] says.
+    pub response: ResponsePolicies,
     /// HSTS may apply (HSTS on and some certificate configured).
     pub hsts_possible: bool,
 }
@@ -327,6 +340,7 @@ impl CompiledPolicies {
             body_limit: None,
             rate_limits: None,
             response_headers: Vec::new(),
+            response: ResponsePolicies::default(),
             hsts_possible: false,
         }
     }
@@ -379,20 +393,6 @@ impl CompiledPolicies {
                 !location.default_backend_upstream_name.is_empty(),
                 "default-backend",
             ),
-            (
-                location.rate_limit.limit_rate > 0 || location.rate_limit.limit_rate_after > 0,
-                "limit-rate",
-            ),
-            (
-                location.proxy.cookie_domain.is_some() || location.proxy.cookie_path.is_some(),
-                "proxy-cookie-domain/-path",
-            ),
-            (
-                location.proxy.redirect_from.is_some(),
-                "proxy-redirect-from/-to",
-            ),
-            (!location.connection.is_empty(), "connection-proxy-header"),
-            (location.use_port_in_redirects, "use-port-in-redirects"),
         ] {
             if on {
                 warnings.push(format!("{what}: not enforced yet"));
@@ -480,6 +480,10 @@ impl CompiledPolicies {
         }
         match headers::response_headers(general.add_headers(), &location.custom_headers.headers) {
             Ok(list) => p.response_headers = list,
+            Err(e) => problems.push(e),
+        }
+        match ResponsePolicies::compile(location, general) {
+            Ok(response) => p.response = response,
             Err(e) => problems.push(e),
         }
 
