@@ -36,6 +36,8 @@ pub struct Shared {
     pub telemetry: Arc<Telemetry>,
     /// ExternalName lookups.
     pub resolver: crate::dns::Resolver,
+    /// The first HTTPS listener's port (443 without one), for `use-port-in-redirects`.
+    pub https_port: u16,
 }
 
 /// One worker's view: the shared state plus its own upstream pool.

@@ -169,7 +169,9 @@ pub async fn admit<'p, B>(
             .and_then(|f| f.host.as_ref())
             .and_then(|v| v.to_str().ok())
             .unwrap_or(host);
-        let target = redirect::https_target(best_host, request_uri, r.preserve_trailing_slash);
+        let port = p.response.port_in_redirects.then_some(client.https_port);
+        let target =
+            redirect::https_target(best_host, request_uri, r.preserve_trailing_slash, port);
         return Verdict::Answer(admitted.redirect(r.code, &target));
     }
     if admitted.cors_origin.is_some() && request.method() == Method::OPTIONS {
