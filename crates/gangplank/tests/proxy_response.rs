@@ -362,15 +362,7 @@ async fn use_port_in_redirects_names_the_https_port() {
         format!("https://r.test:{https_port}/a/b/?x=1").as_str()
     );
 
-    // From the ConfigMap, and off by default.
-    g.apply(config(
-        upstream,
-        json!({"redirect": {"forceSslRedirect": true}}),
-        json!({"use-port-in-redirects": true}),
-    ))
-    .await;
-    let (_, h, _) = get(g.http, "r.test", "/p", &[]).await;
-    assert_eq!(h["location"], format!("https://r.test:{https_port}/p").as_str());
+    // Off by default.
     g.apply(config(upstream, json!({"redirect": {"forceSslRedirect": true}}), json!({})))
         .await;
     let (_, h, _) = get(g.http, "r.test", "/p", &[]).await;

@@ -664,7 +664,7 @@ mod tests {
         let location: gangplank_model::Location = serde_json::from_value(l).unwrap();
         let mut p = CompiledPolicies::none();
         p.global = std::sync::Arc::new(gangplank_store::policy::GlobalPolicies::compile(&general));
-        p.response = ResponsePolicies::compile(&location, &general).unwrap();
+        p.response = ResponsePolicies::compile(&location).unwrap();
         p
     }
 

@@ -482,7 +482,7 @@ impl CompiledPolicies {
             Ok(list) => p.response_headers = list,
             Err(e) => problems.push(e),
         }
-        match ResponsePolicies::compile(location, general) {
+        match ResponsePolicies::compile(location) {
             Ok(response) => p.response = response,
             Err(e) => problems.push(e),
         }

@@ -12,8 +12,9 @@
 //! - `proxy-redirect-from` / `-to`: [`RedirectRewrite`], nginx's `proxy_redirect` on
 //!   upstream `Location` and `Refresh` headers.
 //! - `connection-proxy-header`: the `Connection` header sent upstream.
-//! - `use-port-in-redirects` (annotation, or the ConfigMap's default): the HTTPS
-//!   redirect names the HTTPS listener's port.
+//! - `use-port-in-redirects` (the annotation; the controller fills in the ConfigMap's
+//!   value as its default, as ingress-nginx): the HTTPS redirect names the HTTPS
+//!   listener's port.
 //!
 //! Values were validated by the model (plain ASCII, host names, paths, header
 //! values); what is compiled here is lower-cased or parsed once, so the request path
@@ -174,10 +175,7 @@ pub struct ResponsePolicies {
 impl ResponsePolicies {
     /// Compiles `location`'s response policies; an error names the setting that
     /// cannot be used.
-    pub fn compile(
-        location: &Location,
-        general: &GeneralConfig,
-    ) -> Result<ResponsePolicies, String> {
+    pub fn compile(location: &Location) -> Result<ResponsePolicies, String> {
         let connection = if location.connection.is_empty() {
             None
         } else {
@@ -193,7 +191,7 @@ impl ResponsePolicies {
             cookies: CookieRewrites::compile(location),
             redirect: RedirectRewrite::compile(location),
             connection,
-            port_in_redirects: location.use_port_in_redirects || general.use_port_in_redirects(),
+            port_in_redirects: location.use_port_in_redirects,
         })
     }
 
@@ -267,8 +265,7 @@ mod tests {
 
     #[test]
     fn location_settings() {
-        let defaults = GeneralConfig::default();
-        let none = ResponsePolicies::compile(&location(json!({})), &defaults).unwrap();
+        let none = ResponsePolicies::compile(&location(json!({}))).unwrap();
         assert!(none.is_empty());
 
         let l = location(json!({
@@ -282,7 +279,7 @@ mod tests {
             "connection": "keep-alive",
             "usePortInRedirects": true
         }));
-        let p = ResponsePolicies::compile(&l, &defaults).unwrap();
+        let p = ResponsePolicies::compile(&l).unwrap();
         assert_eq!(
             p.limit_rate,
             Some(LimitRate {
@@ -310,17 +307,10 @@ mod tests {
         let after_only = location(json!({"rateLimit": {"limitRateAfter": 100}}));
         assert!(LimitRate::compile(&after_only).is_none());
 
-        // The ConfigMap's default.
-        let cm = ResponsePolicies::compile(
-            &location(json!({})),
-            &general(json!({"use-port-in-redirects": true})),
-        )
-        .unwrap();
-        assert!(cm.port_in_redirects);
 
         // A hostile Connection value (bypassing validation) fails to compile.
         let mut bad = location(json!({}));
         bad.connection = "close\r\nX-Injected: 1".into();
-        assert!(ResponsePolicies::compile(&bad, &defaults).is_err());
+        assert!(ResponsePolicies::compile(&bad).is_err());
     }
 }
