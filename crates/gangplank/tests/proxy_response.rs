@@ -25,12 +25,14 @@ fn decode(value: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&value[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        let escaped = (bytes[i] == b'%' && i + 2 < bytes.len())
+            .then(|| std::str::from_utf8(&bytes[i + 1..i + 3]).ok())
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        if let Some(b) = escaped {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -156,7 +158,11 @@ fn gunzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// One host `r.test` with the given location fields, and `general`.
-fn config(upstream: SocketAddr, location: serde_json::Value, general: serde_json::Value) -> serde_json::Value {
+fn config(
+    upstream: SocketAddr,
+    location: serde_json::Value,
+    general: serde_json::Value,
+) -> serde_json::Value {
     let mut l = json!({"path": "/", "backend": "b"});
     l.as_object_mut()
         .unwrap()
@@ -174,8 +180,12 @@ const GZIP: &[(&str, &str)] = &[("accept-encoding", "gzip, deflate, br")];
 async fn gzip_compresses_eligible_responses_and_decodes_to_the_original() {
     let upstream = start_upstream().await;
     let g = Gangplank::start().await;
-    g.apply(config(upstream, json!({}), json!({"use-gzip": true, "gzip-level": 6})))
-        .await;
+    g.apply(config(
+        upstream,
+        json!({}),
+        json!({"use-gzip": true, "gzip-level": 6}),
+    ))
+    .await;
 
     // A declared length, a charset parameter.
     let (status, h, body) = get(
@@ -208,15 +218,35 @@ async fn gzip_compresses_eligible_responses_and_decodes_to_the_original() {
 async fn gzip_is_not_applied_where_nginx_would_not() {
     let upstream = start_upstream().await;
     let g = Gangplank::start().await;
-    g.apply(config(upstream, json!({}), json!({"use-gzip": true, "gzip-min-length": 1000})))
-        .await;
+    g.apply(config(
+        upstream,
+        json!({}),
+        json!({"use-gzip": true, "gzip-min-length": 1000}),
+    ))
+    .await;
     for (path, headers, why) in [
-        ("/?len=999&type=text/html", GZIP, "shorter than gzip-min-length"),
-        ("/?len=5000&type=image/png", GZIP, "a type outside gzip-types"),
+        (
+            "/?len=999&type=text/html",
+            GZIP,
+            "shorter than gzip-min-length",
+        ),
+        (
+            "/?len=5000&type=image/png",
+            GZIP,
+            "a type outside gzip-types",
+        ),
         ("/?len=5000&type=text/html&enc=br", GZIP, "already encoded"),
         ("/?len=5000&type=text/html", &[][..], "no Accept-Encoding"),
-        ("/?len=5000&type=text/html", &[("accept-encoding", "gzip;q=0, br")][..], "gzip refused by q=0"),
-        ("/?len=5000&type=text/html", &[("accept-encoding", "identity")][..], "identity only"),
+        (
+            "/?len=5000&type=text/html",
+            &[("accept-encoding", "gzip;q=0, br")][..],
+            "gzip refused by q=0",
+        ),
+        (
+            "/?len=5000&type=text/html",
+            &[("accept-encoding", "identity")][..],
+            "identity only",
+        ),
     ] {
         let (status, h, body) = get(g.http, "r.test", path, headers).await;
         assert_eq!(status, StatusCode::OK, "{why}");
@@ -257,7 +287,13 @@ async fn limit_rate_slows_a_large_body() {
     ))
     .await;
     let started = Instant::now();
-    let (status, _, body) = get(g.http, "r.test", "/?len=65536&type=application/octet-stream", &[]).await;
+    let (status, _, body) = get(
+        g.http,
+        "r.test",
+        "/?len=65536&type=application/octet-stream",
+        &[],
+    )
+    .await;
     let took = started.elapsed();
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body.len(), 65536);
@@ -327,7 +363,10 @@ async fn connection_proxy_header_and_upstream_keep_alive() {
     let (_, first, _) = conn.send("r.test", "/", &[]).await;
     let (_, second, _) = conn.send("r.test", "/", &[]).await;
     assert!(!first.contains_key("x-seen-connection"));
-    assert_eq!(first["x-peer-port"], second["x-peer-port"], "keep-alive upstream");
+    assert_eq!(
+        first["x-peer-port"], second["x-peer-port"],
+        "keep-alive upstream"
+    );
 
     // connection-proxy-header: the value is sent; "close" is honoured.
     g.apply(config(upstream, json!({"connection": "close"}), json!({})))
@@ -336,10 +375,17 @@ async fn connection_proxy_header_and_upstream_keep_alive() {
     let (_, first, _) = conn.send("r.test", "/", &[]).await;
     let (_, second, _) = conn.send("r.test", "/", &[]).await;
     assert_eq!(first["x-seen-connection"], "close");
-    assert_ne!(first["x-peer-port"], second["x-peer-port"], "a new upstream connection");
+    assert_ne!(
+        first["x-peer-port"], second["x-peer-port"],
+        "a new upstream connection"
+    );
 
-    g.apply(config(upstream, json!({"connection": "keep-alive"}), json!({})))
-        .await;
+    g.apply(config(
+        upstream,
+        json!({"connection": "keep-alive"}),
+        json!({}),
+    ))
+    .await;
     let (_, h, _) = get(g.http, "r.test", "/", &[]).await;
     assert_eq!(h["x-seen-connection"], "keep-alive");
 }
@@ -363,8 +409,12 @@ async fn use_port_in_redirects_names_the_https_port() {
     );
 
     // Off by default.
-    g.apply(config(upstream, json!({"redirect": {"forceSslRedirect": true}}), json!({})))
-        .await;
+    g.apply(config(
+        upstream,
+        json!({"redirect": {"forceSslRedirect": true}}),
+        json!({}),
+    ))
+    .await;
     let (_, h, _) = get(g.http, "r.test", "/p", &[]).await;
     assert_eq!(h["location"], "https://r.test/p");
 }

@@ -309,7 +309,10 @@ mod tests {
         assert!(a.location.denied.is_none());
         assert_eq!(a.location.proxy, ProxyConfig::default());
         assert_eq!(events.len(), 1, "{events:?}");
-        assert!(events[0].message.contains("proxy-redirect-to"), "{events:?}");
+        assert!(
+            events[0].message.contains("proxy-redirect-to"),
+            "{events:?}"
+        );
         for pairs in [
             &[("proxy-redirect-from", "http://internal/")][..],
             &[("proxy-redirect-to", "/")],

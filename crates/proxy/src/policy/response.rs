@@ -59,8 +59,7 @@ impl Exchange {
             return Exchange::default();
         }
         Exchange {
-            accepts_gzip: request.version() >= Version::HTTP_11
-                && accepts_gzip(request.headers()),
+            accepts_gzip: request.version() >= Version::HTTP_11 && accepts_gzip(request.headers()),
             head: request.method() == Method::HEAD,
         }
     }
@@ -145,23 +144,20 @@ pub fn respond(
     if let Some(rule) = &response.redirect {
         rewrite_redirects(rule, headers);
     }
-    let gzip = policies
-        .global
-        .gzip
-        .as_ref()
-        .filter(|gzip| compressible(gzip, exchange, status, headers))
-        .map(|gzip| {
-            add_vary(headers);
-            gzip
-        })
-        .filter(|_| exchange.accepts_gzip)
-        .map(|gzip| {
+    let mut gzip = None;
+    if let Some(settings) = &policies.global.gzip
+        && compressible(settings, exchange, status, headers)
+    {
+        // Caches must keep both forms apart, whatever this client accepts.
+        add_vary(headers);
+        if exchange.accepts_gzip {
             headers.remove(header::CONTENT_LENGTH);
             headers.remove(header::ACCEPT_RANGES);
             headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
             weaken_etag(headers);
-            gzip.level
-        });
+            gzip = Some(settings.level);
+        }
+    }
     Shape {
         gzip,
         limit_rate: response.limit_rate,
@@ -217,7 +213,10 @@ fn weaken_etag(headers: &mut HeaderMap) {
 fn rewrite_cookies(rules: &CookieRewrites, headers: &mut HeaderMap) {
     if let header::Entry::Occupied(mut entry) = headers.entry(header::SET_COOKIE) {
         for value in entry.iter_mut() {
-            if let Some(new) = value.to_str().ok().and_then(|v| rewrite_set_cookie(v, rules))
+            if let Some(new) = value
+                .to_str()
+                .ok()
+                .and_then(|v| rewrite_set_cookie(v, rules))
                 && let Ok(new) = HeaderValue::from_str(&new)
             {
                 *value = new;
@@ -236,9 +235,7 @@ pub fn rewrite_set_cookie(value: &str, rules: &CookieRewrites) -> Option<String>
         if i > 0 {
             out.push(';');
         }
-        let rewritten = (i > 0)
-            .then(|| rewrite_attribute(segment, rules))
-            .flatten();
+        let rewritten = (i > 0).then(|| rewrite_attribute(segment, rules)).flatten();
         match rewritten {
             Some(new) => {
                 changed = true;
@@ -587,8 +584,11 @@ mod tests {
             Some(("/old", "/new")),
         );
         assert_eq!(
-            rewrite_set_cookie("id=1; Domain=internal.local; Path=/old/app; HttpOnly", &rules)
-                .as_deref(),
+            rewrite_set_cookie(
+                "id=1; Domain=internal.local; Path=/old/app; HttpOnly",
+                &rules
+            )
+            .as_deref(),
             Some("id=1; Domain=example.com; Path=/new/app; HttpOnly")
         );
         assert_eq!(
@@ -618,14 +618,31 @@ mod tests {
         );
         // Through a header map: every Set-Cookie, values that are not text left alone.
         let mut h = HeaderMap::new();
-        h.append(header::SET_COOKIE, HeaderValue::from_static("a=1; Path=/old"));
-        h.append(header::SET_COOKIE, HeaderValue::from_bytes(b"b=\xff; Path=/old").unwrap());
-        h.append(header::SET_COOKIE, HeaderValue::from_static("c=1; domain=internal.local"));
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("a=1; Path=/old"),
+        );
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_bytes(b"b=\xff; Path=/old").unwrap(),
+        );
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("c=1; domain=internal.local"),
+        );
         rewrite_cookies(&rules, &mut h);
-        let got: Vec<&[u8]> = h.get_all(header::SET_COOKIE).iter().map(HeaderValue::as_bytes).collect();
+        let got: Vec<&[u8]> = h
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
         assert_eq!(
             got,
-            [&b"a=1; Path=/new"[..], b"b=\xff; Path=/old", b"c=1; domain=example.com"]
+            [
+                &b"a=1; Path=/new"[..],
+                b"b=\xff; Path=/old",
+                b"c=1; domain=example.com"
+            ]
         );
     }
 
@@ -648,8 +665,14 @@ mod tests {
         );
         assert_eq!(rewrite_refresh("5", &rule), None);
         let mut h = HeaderMap::new();
-        h.insert(header::LOCATION, HeaderValue::from_static("http://internal.local/a"));
-        h.insert("refresh", HeaderValue::from_static("0;url=http://internal.local/b"));
+        h.insert(
+            header::LOCATION,
+            HeaderValue::from_static("http://internal.local/a"),
+        );
+        h.insert(
+            "refresh",
+            HeaderValue::from_static("0;url=http://internal.local/b"),
+        );
         rewrite_redirects(&rule, &mut h);
         assert_eq!(h[header::LOCATION], "https://example.com/app/a");
         assert_eq!(h["refresh"], "0;url=https://example.com/app/b");
@@ -689,9 +712,17 @@ mod tests {
     #[test]
     fn when_to_compress() {
         let p = policies(serde_json::json!({"use-gzip": true}), serde_json::json!({}));
-        let html = [("content-type", "text/html; charset=utf-8"), ("etag", "\"v1\""), ("accept-ranges", "bytes")];
+        let html = [
+            ("content-type", "text/html; charset=utf-8"),
+            ("etag", "\"v1\""),
+            ("accept-ranges", "bytes"),
+        ];
         let mut h = head(&html);
-        assert!(respond(&p, &gz_exchange(), StatusCode::OK, &mut h).gzip.is_some());
+        assert!(
+            respond(&p, &gz_exchange(), StatusCode::OK, &mut h)
+                .gzip
+                .is_some()
+        );
         assert_eq!(h["content-encoding"], "gzip");
         assert_eq!(h["vary"], "Accept-Encoding");
         assert_eq!(h["etag"], "W/\"v1\"");
@@ -699,58 +730,104 @@ mod tests {
 
         // The client does not take gzip: nothing changes but Vary.
         let mut h = head(&[("content-type", "text/html"), ("vary", "Origin")]);
-        assert!(respond(&p, &Exchange::default(), StatusCode::OK, &mut h).gzip.is_none());
+        assert!(
+            respond(&p, &Exchange::default(), StatusCode::OK, &mut h)
+                .gzip
+                .is_none()
+        );
         assert!(!h.contains_key("content-encoding"));
         let vary: Vec<_> = h.get_all("vary").iter().collect();
         assert_eq!(vary, ["Origin", "Accept-Encoding"]);
 
         for (status, pairs) in [
             (StatusCode::OK, &[("content-type", "image/png")][..]),
-            (StatusCode::OK, &[("content-type", "text/html"), ("content-encoding", "br")]),
-            (StatusCode::OK, &[("content-type", "text/html"), ("content-length", "255")]),
+            (
+                StatusCode::OK,
+                &[("content-type", "text/html"), ("content-encoding", "br")],
+            ),
+            (
+                StatusCode::OK,
+                &[("content-type", "text/html"), ("content-length", "255")],
+            ),
             (StatusCode::OK, &[][..]),
             (StatusCode::NO_CONTENT, &[("content-type", "text/html")]),
             (StatusCode::NOT_MODIFIED, &[("content-type", "text/html")]),
-            (StatusCode::PARTIAL_CONTENT, &[("content-type", "text/html")]),
-            (StatusCode::INTERNAL_SERVER_ERROR, &[("content-type", "text/html")]),
+            (
+                StatusCode::PARTIAL_CONTENT,
+                &[("content-type", "text/html")],
+            ),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &[("content-type", "text/html")],
+            ),
         ] {
             let mut h = head(pairs);
-            assert!(respond(&p, &gz_exchange(), status, &mut h).gzip.is_none(), "{status} {pairs:?}");
-            assert!(!h.contains_key("content-encoding") || pairs.iter().any(|(k, _)| *k == "content-encoding"));
+            assert!(
+                respond(&p, &gz_exchange(), status, &mut h).gzip.is_none(),
+                "{status} {pairs:?}"
+            );
+            assert!(
+                !h.contains_key("content-encoding")
+                    || pairs.iter().any(|(k, _)| *k == "content-encoding")
+            );
         }
         let mut h = head(&[("content-type", "text/plain"), ("content-length", "256")]);
-        assert!(respond(&p, &gz_exchange(), StatusCode::NOT_FOUND, &mut h).gzip.is_some());
+        assert!(
+            respond(&p, &gz_exchange(), StatusCode::NOT_FOUND, &mut h)
+                .gzip
+                .is_some()
+        );
         assert!(!h.contains_key("content-length"));
         let head_request = Exchange {
             accepts_gzip: true,
             head: true,
         };
         let mut h = head(&[("content-type", "text/plain")]);
-        assert!(respond(&p, &head_request, StatusCode::OK, &mut h).gzip.is_none());
+        assert!(
+            respond(&p, &head_request, StatusCode::OK, &mut h)
+                .gzip
+                .is_none()
+        );
 
         // Without use-gzip nothing happens at all.
         let off = policies(serde_json::json!({}), serde_json::json!({}));
         let mut h = head(&[("content-type", "text/html")]);
-        assert!(respond(&off, &gz_exchange(), StatusCode::OK, &mut h).gzip.is_none());
+        assert!(
+            respond(&off, &gz_exchange(), StatusCode::OK, &mut h)
+                .gzip
+                .is_none()
+        );
         assert!(!h.contains_key("vary"));
     }
 
     fn gunzip(bytes: &[u8]) -> Vec<u8> {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+        flate2::read::GzDecoder::new(bytes)
+            .read_to_end(&mut out)
+            .unwrap();
         out
     }
 
     #[tokio::test]
     async fn gzip_streams_chunk_by_chunk() {
-        let original: Vec<u8> = (0..100_000u32).flat_map(|i| (i % 251).to_string().into_bytes()).collect();
-        let body = ShapedBody::new(ProxyBody::full(Bytes::from(original.clone())), Some(6), None);
+        let original: Vec<u8> = (0..100_000u32)
+            .flat_map(|i| (i % 251).to_string().into_bytes())
+            .collect();
+        let body = ShapedBody::new(
+            ProxyBody::full(Bytes::from(original.clone())),
+            Some(6),
+            None,
+        );
         let collected = body.collect().await.unwrap().to_bytes();
         assert!(collected.len() < original.len() / 2);
         assert_eq!(gunzip(&collected), original);
 
         // Each chunk is flushed: the first frame decodes on its own.
-        let mut shaped = ShapedBody::new(ProxyBody::full(Bytes::from_static(b"data: hello\n\n")), Some(1), None);
+        let mut shaped = ShapedBody::new(
+            ProxyBody::full(Bytes::from_static(b"data: hello\n\n")),
+            Some(1),
+            None,
+        );
         let first = shaped.frame().await.unwrap().unwrap().into_data().unwrap();
         let mut partial = Vec::new();
         let mut decoder = flate2::read::GzDecoder::new(&first[..]);
@@ -777,7 +854,10 @@ mod tests {
         assert_eq!(got, 30 * 1024);
         // 5 KiB free + 2.5 KiB burst, then 22.5 KiB at 10 KiB/s: 2.25 s.
         let total = start.elapsed();
-        assert!(total >= Duration::from_millis(2200) && total <= Duration::from_millis(2400), "{total:?}");
+        assert!(
+            total >= Duration::from_millis(2200) && total <= Duration::from_millis(2400),
+            "{total:?}"
+        );
         // The free part and the burst went out at once.
         assert_eq!(times[0], (7 * 1024 + 512, Duration::ZERO));
         assert!(shaped.is_end_stream());
@@ -798,6 +878,10 @@ mod tests {
             .to_bytes();
         assert_eq!(gunzip(&collected).len(), 1_000_000);
         // A million repeated bytes compress to a few KiB: seconds, not 16 minutes.
-        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            start.elapsed()
+        );
     }
 }

@@ -235,7 +235,11 @@ mod tests {
             b" text/plain ;charset=utf-8",
             b"image/svg+xml",
         ] {
-            assert!(g.compresses_type(Some(yes)), "{}", String::from_utf8_lossy(yes));
+            assert!(
+                g.compresses_type(Some(yes)),
+                "{}",
+                String::from_utf8_lossy(yes)
+            );
         }
         for no in [
             &b"image/png"[..],
@@ -245,7 +249,11 @@ mod tests {
             b"",
             b";",
         ] {
-            assert!(!g.compresses_type(Some(no)), "{}", String::from_utf8_lossy(no));
+            assert!(
+                !g.compresses_type(Some(no)),
+                "{}",
+                String::from_utf8_lossy(no)
+            );
         }
         assert!(!g.compresses_type(None));
 
@@ -306,7 +314,6 @@ mod tests {
         // limit-rate-after alone does nothing (nginx).
         let after_only = location(json!({"rateLimit": {"limitRateAfter": 100}}));
         assert!(LimitRate::compile(&after_only).is_none());
-
 
         // A hostile Connection value (bypassing validation) fails to compile.
         let mut bad = location(json!({}));
