@@ -37,6 +37,10 @@
 //! response headers, CORS headers and HSTS ([`Admitted::decorate`]). Deliberate
 //! difference: error pages the proxy produces after admission (502, 503, 504) do not.
 //!
+//! What happens to the upstream's response (`use-gzip`, `limit-rate`,
+//! `proxy-cookie-*`, `proxy-redirect-*`) and the upstream `Connection` header are in
+//! [`response`], called by the handler around the exchange rather than by [`admit`].
+//!
 //! Locations with nothing but the body size limit ([`CompiledPolicies::is_empty`]) take
 //! a fast path that neither allocates nor looks at anything but `Content-Length`.
 

@@ -173,13 +173,18 @@ fn compressible(gzip: &Gzip, exchange: &Exchange, status: StatusCode, headers: &
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok())
         .is_some_and(|len| len < gzip.min_length);
+    let content_type = headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes);
+    // gRPC has its own message compression; an HTTP-level gzip breaks its clients
+    // (possible with `gzip-types: *`).
+    let grpc = content_type.is_some_and(|t| t.starts_with(b"application/grpc"));
     matches!(
         status,
         StatusCode::OK | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND
     ) && !exchange.head
         && !encoded
         && !too_short
-        && gzip.compresses_type(headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes))
+        && !grpc
+        && gzip.compresses_type(content_type)
 }
 
 /// Adds `Accept-Encoding` to `Vary` unless it is there already (or `Vary: *`).
@@ -788,6 +793,41 @@ mod tests {
                 .gzip
                 .is_none()
         );
+
+        // Never gRPC, even with `*`.
+        let any = policies(
+            serde_json::json!({"use-gzip": true, "gzip-types": ["*"]}),
+            serde_json::json!({}),
+        );
+        let mut h = head(&[("content-type", "application/grpc+proto")]);
+        assert!(
+            respond(&any, &gz_exchange(), StatusCode::OK, &mut h)
+                .gzip
+                .is_none()
+        );
+        let mut h = head(&[("content-type", "application/octet-stream")]);
+        assert!(
+            respond(&any, &gz_exchange(), StatusCode::OK, &mut h)
+                .gzip
+                .is_some()
+        );
+
+        // The request side: HTTP/1.1 or later, gzip accepted, not HEAD.
+        let req = |version, method: Method, accept: &str| {
+            let r = Request::builder()
+                .version(version)
+                .method(method)
+                .header("accept-encoding", accept)
+                .body(())
+                .unwrap();
+            Exchange::of(&p, &r)
+        };
+        let e = req(Version::HTTP_11, Method::GET, "gzip");
+        assert!(e.accepts_gzip && !e.head);
+        assert!(req(Version::HTTP_2, Method::GET, "gzip").accepts_gzip);
+        assert!(!req(Version::HTTP_10, Method::GET, "gzip").accepts_gzip);
+        assert!(!req(Version::HTTP_11, Method::GET, "br").accepts_gzip);
+        assert!(req(Version::HTTP_11, Method::HEAD, "gzip").head);
 
         // Without use-gzip nothing happens at all.
         let off = policies(serde_json::json!({}), serde_json::json!({}));
