@@ -271,7 +271,8 @@ async fn proxy(
         .map(str::to_owned);
 
     // Response policies read the request first (`Accept-Encoding`, method, version).
-    let exchange = crate::policy::response::Exchange::of(&location.policies, &request);
+    let exchange =
+        crate::policy::response::Exchange::of(&location.policies, &request, &client, host, &path);
     // The upstream request: original URI (origin-form), forwarded headers.
     let client_upgrade = request
         .headers()

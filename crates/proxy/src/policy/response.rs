@@ -35,33 +35,62 @@ use std::time::Duration;
 use bytes::Bytes;
 use flate2::write::GzEncoder;
 use gangplank_store::CompiledPolicies;
-use gangplank_store::policy::{CookieRewrites, Gzip, LimitRate, RedirectRewrite, ResponsePolicies};
+use gangplank_store::policy::{CookieRewrites, Gzip, LimitRate, ResponsePolicies};
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, StatusCode, Version};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
+use super::template::{Escape, View, expand};
 use crate::body::{ProxyBody, Recorder};
+use crate::headers::ClientInfo;
 
 /// What the response policies need to know about the client request.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Exchange {
     /// The client takes a gzip body (`Accept-Encoding`, HTTP/1.1 or later).
     accepts_gzip: bool,
     /// A `HEAD` request: no body to compress.
     head: bool,
+    /// `proxy-redirect-from` / `-to` with their variables evaluated for this request
+    /// (only when they have variables).
+    redirect: Option<Box<(String, String)>>,
 }
 
 impl Exchange {
-    /// The facts of `request` that matter to `policies`' response side.
-    pub fn of<B>(policies: &CompiledPolicies, request: &Request<B>) -> Exchange {
-        if policies.global.gzip.is_none() {
-            return Exchange::default();
+    /// The facts of `request` that matter to `policies`' response side. `client`,
+    /// `host` and `path` are as for [`super::admit`].
+    pub fn of<B>(
+        policies: &CompiledPolicies,
+        request: &Request<B>,
+        client: &ClientInfo,
+        host: &str,
+        path: &str,
+    ) -> Exchange {
+        let mut exchange = Exchange::default();
+        if policies.global.gzip.is_some() {
+            exchange.accepts_gzip =
+                request.version() >= Version::HTTP_11 && accepts_gzip(request.headers());
+            exchange.head = request.method() == Method::HEAD;
         }
-        Exchange {
-            accepts_gzip: request.version() >= Version::HTTP_11 && accepts_gzip(request.headers()),
-            head: request.method() == Method::HEAD,
+        if let Some(rule) = &policies.response.redirect
+            && (rule.from.as_literal().is_none() || rule.to.as_literal().is_none())
+        {
+            let view = View {
+                method: request.method(),
+                uri: request.uri(),
+                headers: request.headers(),
+                client,
+                host,
+                path,
+                server_name: &policies.hostname,
+            };
+            exchange.redirect = Some(Box::new((
+                expand(&rule.from, &view, None, Escape::None),
+                expand(&rule.to, &view, None, Escape::None),
+            )));
         }
+        exchange
     }
 }
 
@@ -142,7 +171,14 @@ pub fn respond(
         rewrite_cookies(rules, headers);
     }
     if let Some(rule) = &response.redirect {
-        rewrite_redirects(rule, headers);
+        let literal = rule.from.as_literal().zip(rule.to.as_literal());
+        let evaluated = exchange
+            .redirect
+            .as_deref()
+            .map(|(from, to)| (from.as_str(), to.as_str()));
+        if let Some((from, to)) = literal.or(evaluated) {
+            rewrite_redirects(from, to, headers);
+        }
     }
     let mut gzip = None;
     if let Some(settings) = &policies.global.gzip
@@ -283,11 +319,11 @@ fn rewrite_attribute(segment: &str, rules: &CookieRewrites) -> Option<String> {
 }
 
 /// Rewrites the prefix of `Location` and of the URL of `Refresh`.
-fn rewrite_redirects(rule: &RedirectRewrite, headers: &mut HeaderMap) {
+fn rewrite_redirects(from: &str, to: &str, headers: &mut HeaderMap) {
     if let Some(new) = headers
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| rewrite_location(v, rule))
+        .and_then(|v| rewrite_location(v, from, to))
         .and_then(|v| HeaderValue::from_str(&v).ok())
     {
         headers.insert(header::LOCATION, new);
@@ -296,7 +332,7 @@ fn rewrite_redirects(rule: &RedirectRewrite, headers: &mut HeaderMap) {
     if let Some(new) = headers
         .get(&refresh)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| rewrite_refresh(v, rule))
+        .and_then(|v| rewrite_refresh(v, from, to))
         .and_then(|v| HeaderValue::from_str(&v).ok())
     {
         headers.insert(refresh, new);
@@ -305,17 +341,20 @@ fn rewrite_redirects(rule: &RedirectRewrite, headers: &mut HeaderMap) {
 
 /// A `Location` value starting with `from` (compared exactly, as nginx) gets that
 /// prefix replaced by `to`.
-pub fn rewrite_location(value: &str, rule: &RedirectRewrite) -> Option<String> {
-    let rest = value.strip_prefix(rule.from.as_str())?;
-    Some(format!("{}{rest}", rule.to))
+pub fn rewrite_location(value: &str, from: &str, to: &str) -> Option<String> {
+    if from.is_empty() {
+        return None;
+    }
+    let rest = value.strip_prefix(from)?;
+    Some(format!("{to}{rest}"))
 }
 
 /// `Refresh: 5; url=<URL>`: the URL after `url=` (any case) is rewritten as a
 /// `Location`.
-pub fn rewrite_refresh(value: &str, rule: &RedirectRewrite) -> Option<String> {
+pub fn rewrite_refresh(value: &str, from: &str, to: &str) -> Option<String> {
     let at = value.to_ascii_lowercase().find("url=")? + 4;
     let (head, url) = value.split_at(at);
-    let url = rewrite_location(url, rule)?;
+    let url = rewrite_location(url, from, to)?;
     Some(format!("{head}{url}"))
 }
 
@@ -653,22 +692,23 @@ mod tests {
 
     #[test]
     fn location_and_refresh_rewriting() {
-        let rule = RedirectRewrite {
-            from: "http://internal.local/".into(),
-            to: "https://example.com/app/".into(),
-        };
+        let (from, to) = ("http://internal.local/", "https://example.com/app/");
         assert_eq!(
-            rewrite_location("http://internal.local/login?next=/x", &rule).as_deref(),
+            rewrite_location("http://internal.local/login?next=/x", from, to).as_deref(),
             Some("https://example.com/app/login?next=/x")
         );
-        assert_eq!(rewrite_location("http://internal.local.evil/", &rule), None);
-        assert_eq!(rewrite_location("HTTP://internal.local/", &rule), None);
-        assert_eq!(rewrite_location("/relative", &rule), None);
         assert_eq!(
-            rewrite_refresh("5; URL=http://internal.local/next", &rule).as_deref(),
+            rewrite_location("http://internal.local.evil/", from, to),
+            None
+        );
+        assert_eq!(rewrite_location("HTTP://internal.local/", from, to), None);
+        assert_eq!(rewrite_location("/relative", from, to), None);
+        assert_eq!(rewrite_location("/anything", "", "/x"), None);
+        assert_eq!(
+            rewrite_refresh("5; URL=http://internal.local/next", from, to).as_deref(),
             Some("5; URL=https://example.com/app/next")
         );
-        assert_eq!(rewrite_refresh("5", &rule), None);
+        assert_eq!(rewrite_refresh("5", from, to), None);
         let mut h = HeaderMap::new();
         h.insert(
             header::LOCATION,
@@ -678,9 +718,34 @@ mod tests {
             "refresh",
             HeaderValue::from_static("0;url=http://internal.local/b"),
         );
-        rewrite_redirects(&rule, &mut h);
+        rewrite_redirects(from, to, &mut h);
         assert_eq!(h[header::LOCATION], "https://example.com/app/a");
         assert_eq!(h["refresh"], "0;url=https://example.com/app/b");
+    }
+
+    #[test]
+    fn redirect_rewrite_with_variables() {
+        let p = policies(
+            serde_json::json!({}),
+            serde_json::json!({"proxy": {"redirectFrom": "http://$http_x_internal/", "redirectTo": "https://$host/"}}),
+        );
+        let request = Request::builder()
+            .uri("/x")
+            .header("host", "Public.Example:8080")
+            .header("x-internal", "10.0.0.1:8080")
+            .body(())
+            .unwrap();
+        let client = ClientInfo::new("192.0.2.1:5000".parse().unwrap(), 8080, false);
+        let exchange = Exchange::of(&p, &request, &client, "Public.Example:8080", "/x");
+        let mut h = head(&[("location", "http://10.0.0.1:8080/login")]);
+        respond(&p, &exchange, StatusCode::FOUND, &mut h);
+        assert_eq!(h["location"], "https://public.example/login");
+        // Without the header, `from` is "http:///": only that prefix is replaced.
+        let request = Request::builder().uri("/x").body(()).unwrap();
+        let exchange = Exchange::of(&p, &request, &client, "h", "/x");
+        let mut h = head(&[("location", "http://10.0.0.1:8080/login")]);
+        respond(&p, &exchange, StatusCode::FOUND, &mut h);
+        assert_eq!(h["location"], "http://10.0.0.1:8080/login");
     }
 
     fn policies(general: serde_json::Value, location: serde_json::Value) -> CompiledPolicies {
@@ -711,6 +776,7 @@ mod tests {
         Exchange {
             accepts_gzip: true,
             head: false,
+            redirect: None,
         }
     }
 
@@ -786,6 +852,7 @@ mod tests {
         let head_request = Exchange {
             accepts_gzip: true,
             head: true,
+            redirect: None,
         };
         let mut h = head(&[("content-type", "text/plain")]);
         assert!(
@@ -820,7 +887,8 @@ mod tests {
                 .header("accept-encoding", accept)
                 .body(())
                 .unwrap();
-            Exchange::of(&p, &r)
+            let client = ClientInfo::new("192.0.2.1:5000".parse().unwrap(), 80, false);
+            Exchange::of(&p, &r, &client, "h", "/")
         };
         let e = req(Version::HTTP_11, Method::GET, "gzip");
         assert!(e.accepts_gzip && !e.head);

@@ -23,6 +23,8 @@
 use gangplank_model::{GeneralConfig, Location};
 use http::HeaderValue;
 
+use super::template::Template;
+
 /// Response compression (`use-gzip`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Gzip {
@@ -133,25 +135,26 @@ impl CookieRewrites {
 }
 
 /// `proxy-redirect-from` / `proxy-redirect-to`: an upstream `Location` (or the URL of
-/// a `Refresh`) starting with `from` gets that prefix replaced by `to`.
+/// a `Refresh`) starting with `from` gets that prefix replaced by `to`. Both may hold
+/// nginx variables (`https://$host/`), evaluated per request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedirectRewrite {
     /// The prefix to replace (compared as is, as nginx).
-    pub from: String,
+    pub from: Template,
     /// Its replacement.
-    pub to: String,
+    pub to: Template,
 }
 
 impl RedirectRewrite {
     /// The location's redirect rewrite; `None` when off.
-    pub fn compile(location: &Location) -> Option<RedirectRewrite> {
+    pub fn compile(location: &Location) -> Result<Option<RedirectRewrite>, String> {
         let proxy = &location.proxy;
         match (&proxy.redirect_from, &proxy.redirect_to) {
-            (Some(from), Some(to)) if !from.is_empty() => Some(RedirectRewrite {
-                from: from.clone(),
-                to: to.clone(),
-            }),
-            _ => None,
+            (Some(from), Some(to)) if !from.is_empty() => Ok(Some(RedirectRewrite {
+                from: Template::parse(from).map_err(|e| format!("proxy-redirect-from {e}"))?,
+                to: Template::parse(to).map_err(|e| format!("proxy-redirect-to {e}"))?,
+            })),
+            _ => Ok(None),
         }
     }
 }
@@ -189,7 +192,7 @@ impl ResponsePolicies {
         Ok(ResponsePolicies {
             limit_rate: LimitRate::compile(location),
             cookies: CookieRewrites::compile(location),
-            redirect: RedirectRewrite::compile(location),
+            redirect: RedirectRewrite::compile(location)?,
             connection,
             port_in_redirects: location.use_port_in_redirects,
         })
@@ -301,13 +304,15 @@ mod tests {
             Some(("internal.local".into(), "example.com".into()))
         );
         assert_eq!(cookies.path, Some(("/old".into(), "/new".into())));
-        assert_eq!(
-            p.redirect,
-            Some(RedirectRewrite {
-                from: "http://internal.local/".into(),
-                to: "/".into()
-            })
-        );
+        let redirect = p.redirect.as_ref().unwrap();
+        assert_eq!(redirect.from.as_literal(), Some("http://internal.local/"));
+        assert_eq!(redirect.to.as_literal(), Some("/"));
+        let with_host = location(json!({"proxy": {
+            "redirectFrom": "http://internal.local/",
+            "redirectTo": "https://$host/"
+        }}));
+        let variables = ResponsePolicies::compile(&with_host).unwrap();
+        assert!(variables.redirect.unwrap().to.as_literal().is_none());
         assert_eq!(p.connection.as_ref().unwrap(), "keep-alive");
         assert!(p.port_in_redirects && !p.is_empty());
 
