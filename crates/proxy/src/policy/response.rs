@@ -151,7 +151,9 @@ pub struct Shape {
 impl Shape {
     /// `body`, compressed and throttled as decided; unchanged when nothing applies.
     pub fn body(self, body: ProxyBody) -> ProxyBody {
-        if self.gzip.is_none() && self.limit_rate.is_none() {
+        // An empty body has nothing to throttle; left as it is, its upstream
+        // connection goes back to the pool at once (a gzip body always has bytes).
+        if self.gzip.is_none() && (self.limit_rate.is_none() || body.is_end_stream()) {
             return body;
         }
         ProxyBody::Shaped(Box::new(ShapedBody::new(body, self.gzip, self.limit_rate)))
