@@ -59,6 +59,7 @@ type UpstreamBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 async fn scripted(request: Request<Incoming>, peer: SocketAddr) -> Response<UpstreamBody> {
     let mut len = 0usize;
     let mut chunks = 0usize;
+    let mut events = false;
     let mut builder = Response::builder();
     let mut status = StatusCode::OK;
     for pair in request.uri().query().unwrap_or("").split('&') {
@@ -67,6 +68,7 @@ async fn scripted(request: Request<Incoming>, peer: SocketAddr) -> Response<Upst
         match k {
             "len" => len = v.parse().unwrap(),
             "chunks" => chunks = v.parse().unwrap(),
+            "events" => events = true,
             "type" => builder = builder.header("content-type", v),
             "enc" => builder = builder.header("content-encoding", v),
             "cookie" => builder = builder.header("set-cookie", v),
@@ -84,7 +86,16 @@ async fn scripted(request: Request<Incoming>, peer: SocketAddr) -> Response<Upst
         .status(status)
         .header("x-peer-port", peer.port().to_string());
     let body = text_body(len);
-    let body: UpstreamBody = if chunks > 0 {
+    let body: UpstreamBody = if events {
+        // Server-sent events: one now, the next one 5 s later.
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        tokio::spawn(async move {
+            let _ = tx.send(Bytes::from_static(b"data: one\n\n")).await;
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let _ = tx.send(Bytes::from_static(b"data: two\n\n")).await;
+        });
+        BodyExt::boxed(StreamBody::new(Events(rx)))
+    } else if chunks > 0 {
         let size = body.len().div_ceil(chunks).max(1);
         let frames: Vec<Result<Frame<Bytes>, Infallible>> = body
             .chunks(size)
@@ -95,6 +106,19 @@ async fn scripted(request: Request<Incoming>, peer: SocketAddr) -> Response<Upst
         BodyExt::boxed(Full::new(Bytes::from(body)))
     };
     builder.body(body).unwrap()
+}
+
+/// The chunks a task sends, as a body stream.
+struct Events(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl futures_core::Stream for Events {
+    type Item = Result<Frame<Bytes>, Infallible>;
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+    }
 }
 
 /// A stream over `items` that yields between items, so each is its own chunk.
@@ -212,6 +236,49 @@ async fn gzip_compresses_eligible_responses_and_decodes_to_the_original() {
     .await;
     assert_eq!(h.get("content-encoding").unwrap(), "gzip", "{h:?}");
     assert_eq!(gunzip(&body), text_body(50000));
+}
+
+#[tokio::test]
+async fn gzip_flushes_each_chunk_so_events_flow() {
+    let upstream = start_upstream().await;
+    let g = Gangplank::start().await;
+    g.apply(config(
+        upstream,
+        json!({}),
+        json!({"use-gzip": true, "gzip-min-length": 0, "gzip-types": ["text/event-stream"]}),
+    ))
+    .await;
+    let stream = tokio::net::TcpStream::connect(g.http).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let request = Request::get("/?events=1&type=text/event-stream")
+        .header("host", "r.test")
+        .header("accept-encoding", "gzip")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.headers()["content-encoding"], "gzip");
+    let mut body = response.into_body();
+    // The first event arrives, decodable, while the upstream is still waiting.
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut decoded = Vec::new();
+    while decoded != b"data: one\n\n" {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = tokio::time::timeout(left, body.frame())
+            .await
+            .expect("the first event within 3 s")
+            .unwrap()
+            .unwrap();
+        if let Ok(data) = frame.into_data() {
+            got.extend_from_slice(&data);
+        }
+        decoded.clear();
+        // A flushed prefix of a gzip stream decodes up to the flush point.
+        let _ = flate2::read::GzDecoder::new(&got[..]).read_to_end(&mut decoded);
+    }
 }
 
 #[tokio::test]
