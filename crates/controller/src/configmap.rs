@@ -94,6 +94,7 @@ const KEYS: &[(&str, Kind)] = &[
     ("force-ssl-redirect", Kind::Bool),
     ("http-redirect-code", Kind::Int),
     ("preserve-trailing-slash", Kind::Bool),
+    ("use-port-in-redirects", Kind::Bool),
     ("no-tls-redirect-locations", Kind::CommaList),
     ("use-forwarded-headers", Kind::Bool),
     ("compute-full-forwarded-for", Kind::Bool),
@@ -152,6 +153,17 @@ pub(crate) fn general(state: &ClusterState, events: &mut Events) -> GeneralConfi
         );
     };
     let mut accepted = Map::new();
+    if config_map
+        .data
+        .as_ref()
+        .and_then(|data| data.get("enable-brotli"))
+        .is_some_and(|v| parse_bool(v.trim()).unwrap_or(false))
+    {
+        warn(
+            "ConfigMap key \"enable-brotli\" is not supported: responses are compressed with gzip only (use-gzip)"
+                .to_owned(),
+        );
+    }
     for (key, value) in config_map.data.iter().flatten() {
         let Some((key, kind)) = KEYS.iter().find(|(k, _)| k == key) else {
             continue;
@@ -334,6 +346,7 @@ mod tests {
             force_ssl_redirect: Some(true),
             http_redirect_code: Some(308),
             preserve_trailing_slash: Some(true),
+            use_port_in_redirects: Some(true),
             no_tls_redirect_locations: Some(Vec::new()),
             use_forwarded_headers: Some(true),
             compute_full_forwarded_for: Some(true),
@@ -517,6 +530,23 @@ mod tests {
             g.global_auth().and_then(|a| a.url).as_deref(),
             Some("https://auth.example.com/check")
         );
+    }
+
+    #[test]
+    fn compression_and_redirect_port_keys() {
+        let (g, events) = translate(&[
+            ("use-gzip", "true"),
+            ("gzip-level", "5"),
+            ("gzip-min-length", "1000"),
+            ("use-port-in-redirects", "true"),
+            ("enable-brotli", "true"),
+        ]);
+        assert!(g.use_gzip() && g.use_port_in_redirects());
+        assert_eq!((g.gzip_level(), g.gzip_min_length()), (5, 1000));
+        assert_eq!(events.len(), 1, "{events:#?}");
+        assert!(events[0].message.contains("enable-brotli"), "{events:#?}");
+        let (_, events) = translate(&[("enable-brotli", "false")]);
+        assert!(events.is_empty(), "{events:#?}");
     }
 
     #[test]

@@ -176,30 +176,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
         "Gangplank never buffers bodies to disk",
     ),
     (
-        "proxy-cookie-domain",
-        "Set-Cookie rewriting is not implemented yet",
-    ),
-    (
-        "proxy-cookie-path",
-        "Set-Cookie rewriting is not implemented yet",
-    ),
-    (
-        "proxy-redirect-from",
-        "Location rewriting is not implemented yet",
-    ),
-    (
-        "proxy-redirect-to",
-        "Location rewriting is not implemented yet",
-    ),
-    (
-        "limit-rate",
-        "response bandwidth limits are not implemented yet",
-    ),
-    (
-        "limit-rate-after",
-        "response bandwidth limits are not implemented yet",
-    ),
-    (
         "auth-keepalive",
         "external-auth connection tuning is automatic",
     ),
@@ -246,6 +222,10 @@ const KNOWN: &[&str] = &[
     "proxy-request-buffering",
     "proxy-buffering",
     "proxy-http-version",
+    "proxy-cookie-domain",
+    "proxy-cookie-path",
+    "proxy-redirect-from",
+    "proxy-redirect-to",
     "client-body-buffer-size",
     "affinity",
     "affinity-mode",
@@ -279,6 +259,8 @@ const KNOWN: &[&str] = &[
     "limit-burst-multiplier",
     "limit-allowlist",
     "limit-whitelist",
+    "limit-rate",
+    "limit-rate-after",
     "auth-type",
     "auth-secret",
     "auth-secret-type",
@@ -588,6 +570,21 @@ mod tests {
             let findings = lint_yaml(clean);
             assert!(findings.is_empty(), "{clean}: {findings:?}");
         }
+    }
+
+    #[test]
+    fn response_annotations_are_implemented() {
+        let findings = lint_yaml(
+            "    nginx.ingress.kubernetes.io/proxy-cookie-domain: internal.local a.example\n\
+             \x20   nginx.ingress.kubernetes.io/proxy-cookie-path: /app /\n\
+             \x20   nginx.ingress.kubernetes.io/proxy-redirect-from: http://internal.local/\n\
+             \x20   nginx.ingress.kubernetes.io/proxy-redirect-to: https://a.example/\n\
+             \x20   nginx.ingress.kubernetes.io/limit-rate: \"100\"\n\
+             \x20   nginx.ingress.kubernetes.io/limit-rate-after: \"1024\"\n\
+             \x20   nginx.ingress.kubernetes.io/connection-proxy-header: keep-alive\n\
+             \x20   nginx.ingress.kubernetes.io/use-port-in-redirects: \"true\"",
+        );
+        assert!(findings.is_empty(), "{findings:?}");
     }
 
     #[test]

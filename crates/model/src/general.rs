@@ -197,6 +197,10 @@ pub struct GeneralConfig {
     /// `preserve-trailing-slash`: keep a trailing `/` in https redirects.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub preserve_trailing_slash: Option<bool>,
+    /// `use-port-in-redirects`: the proxy's own redirects name the listener port
+    /// (the default of the annotation of the same name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub use_port_in_redirects: Option<bool>,
     /// `no-tls-redirect-locations`: path prefixes never redirected to https.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub no_tls_redirect_locations: Option<Vec<String>>,
@@ -539,6 +543,11 @@ impl GeneralConfig {
     /// `preserve-trailing-slash` (default false).
     pub fn preserve_trailing_slash(&self) -> bool {
         self.preserve_trailing_slash.unwrap_or(false)
+    }
+
+    /// `use-port-in-redirects` (default false).
+    pub fn use_port_in_redirects(&self) -> bool {
+        self.use_port_in_redirects.unwrap_or(false)
     }
 
     /// `no-tls-redirect-locations` (default `/.well-known/acme-challenge`).

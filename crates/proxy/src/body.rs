@@ -36,7 +36,7 @@ impl Recorder {
         }
     }
 
-    fn add_bytes(&mut self, n: usize) {
+    pub(crate) fn add_bytes(&mut self, n: usize) {
         if let Some(r) = self.record.as_mut() {
             r.body_bytes_sent += n as u64;
         }
@@ -69,6 +69,8 @@ pub enum ProxyBody {
         /// The request's `limit-connections` slot, freed at the end of the body.
         connection: Option<ConnectionGuard>,
     },
+    /// An upstream's body, compressed and/or throttled (`crate::policy::response`).
+    Shaped(Box<crate::policy::response::ShapedBody>),
 }
 
 /// The body is complete: the connection goes back to its pool, the record to
@@ -150,6 +152,7 @@ impl Body for ProxyBody {
                 }
                 polled
             }
+            ProxyBody::Shaped(body) => Pin::new(body.as_mut()).poll_frame(cx),
         }
     }
 
@@ -157,6 +160,7 @@ impl Body for ProxyBody {
         match self {
             ProxyBody::Full(bytes) => bytes.is_none(),
             ProxyBody::Upstream { body, .. } => body.is_end_stream(),
+            ProxyBody::Shaped(body) => body.is_end_stream(),
         }
     }
 
@@ -165,6 +169,7 @@ impl Body for ProxyBody {
             ProxyBody::Full(None) => SizeHint::with_exact(0),
             ProxyBody::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             ProxyBody::Upstream { body, .. } => body.size_hint(),
+            ProxyBody::Shaped(body) => body.size_hint(),
         }
     }
 }

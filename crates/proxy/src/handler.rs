@@ -36,6 +36,8 @@ pub struct Shared {
     pub telemetry: Arc<Telemetry>,
     /// ExternalName lookups.
     pub resolver: crate::dns::Resolver,
+    /// The first HTTPS listener's port (443 without one), for `use-port-in-redirects`.
+    pub https_port: u16,
 }
 
 /// One worker's view: the shared state plus its own upstream pool.
@@ -82,6 +84,9 @@ pub async fn handle(
             match response.body_mut() {
                 ProxyBody::Upstream { recorder, .. } => {
                     *recorder = Some(Recorder::new(record, started, telemetry));
+                }
+                ProxyBody::Shaped(body) => {
+                    body.set_recorder(Recorder::new(record, started, telemetry));
                 }
                 // The proxy's own answers (policy redirects, 401, 204 preflights).
                 ProxyBody::Full(bytes) => {
@@ -317,6 +322,9 @@ async fn proxy(
         .and_then(|name| cookie(request.headers(), name))
         .map(str::to_owned);
 
+    // Response policies read the request first (`Accept-Encoding`, method, version).
+    let exchange =
+        crate::policy::response::Exchange::of(&location.policies, &request, &client, host, &path);
     // The upstream request: original URI (origin-form), forwarded headers.
     let client_upgrade = request
         .headers()
@@ -344,6 +352,11 @@ async fn proxy(
         snapshot.source.general.generate_request_id(),
     );
     admitted.upstream_request(&mut parts);
+    crate::policy::response::upstream_connection(
+        &location.policies.response,
+        &mut parts.headers,
+        client_upgrade.is_some(),
+    );
     record.request_id = parts.headers.get("x-request-id").cloned();
     let body = if body_is_empty(&parts.method, &body) {
         RequestBody::Empty
@@ -472,6 +485,16 @@ async fn proxy(
                 headers::to_client(&mut parts.headers, switching);
                 admitted.decorate(&mut parts.headers);
                 admitted.auth_cookies(parts.status, &mut parts.headers);
+                let shape = if switching {
+                    crate::policy::response::Shape::default()
+                } else {
+                    crate::policy::response::respond(
+                        &location.policies,
+                        &exchange,
+                        parts.status,
+                        &mut parts.headers,
+                    )
+                };
                 if let Some(value) = &pick.set_cookie {
                     let server_name = server.hostname.as_str();
                     let cookie_host = crate::headers::host_without_port(host);
@@ -502,12 +525,12 @@ async fn proxy(
                 }
                 return Ok(Response::from_parts(
                     parts,
-                    ProxyBody::Upstream {
+                    shape.body(ProxyBody::Upstream {
                         body,
                         checkin,
                         recorder: None,
                         connection: admitted.take_connection_guard(),
-                    },
+                    }),
                 ));
             }
             Err(failed) => {

@@ -25,6 +25,9 @@ pub struct ClientInfo {
     pub remote_ip: HeaderValue,
     /// The listener port the request arrived on.
     pub local_port: u16,
+    /// The port of the proxy's HTTPS listener (`use-port-in-redirects`); 443 unless
+    /// the worker says otherwise.
+    pub https_port: u16,
     /// True when the connection is TLS.
     pub https: bool,
     /// What trusted forwarded headers said, when they said anything (set per request
@@ -69,6 +72,7 @@ impl ClientInfo {
             remote,
             remote_ip,
             local_port,
+            https_port: 443,
             https,
             forwarded: None,
         }

@@ -134,6 +134,7 @@ impl Proxy {
             self_addresses,
             telemetry: telemetry.clone(),
             resolver: crate::dns::Resolver::default(),
+            https_port: tls_addrs.first().map_or(443, |a| a.port()),
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut handles = Vec::with_capacity(workers);
@@ -293,7 +294,8 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let guard = ctx.shared.status.connection_accepted();
-        let client = ClientInfo::new(remote, local_port, tls.is_some());
+        let mut client = ClientInfo::new(remote, local_port, tls.is_some());
+        client.https_port = ctx.shared.https_port;
         let service_ctx = ctx.clone();
         // `keep-alive-requests` (nginx `keepalive_requests`, default 1000): the
         // response to the last allowed request of an HTTP/1 connection carries

@@ -74,6 +74,21 @@ mod tests {
         );
         assert!(!l.mirror.request_body);
         assert!(l.use_port_in_redirects);
+        // The ConfigMap's use-port-in-redirects is the default; the annotation wins.
+        let general = gangplank_model::GeneralConfig {
+            use_port_in_redirects: Some(true),
+            ..Default::default()
+        };
+        let state = crate::state::ClusterState::default();
+        let with = |pairs: &[(&str, &str)]| {
+            super::super::tests::parse_with(&state, &general, pairs)
+                .0
+                .location
+                .use_port_in_redirects
+        };
+        assert!(with(&[]));
+        assert!(!with(&[("use-port-in-redirects", "false")]));
+        assert!(!parse_map(&[]).0.location.use_port_in_redirects);
         for (name, value) in [
             ("satisfy", "some"),
             ("mirror-target", "mirror.example.com"),

@@ -440,7 +440,10 @@ fn parse_location(reader: &mut Reader<'_>, context: &Context<'_>, parsed: &mut I
         .unwrap_or(false);
     location.logs = misc::logs(reader);
     location.satisfy = misc::satisfy(reader);
-    location.use_port_in_redirects = reader.boolean("use-port-in-redirects").unwrap_or(false);
+    // The ConfigMap's `use-port-in-redirects` is the default, as in ingress-nginx.
+    location.use_port_in_redirects = reader
+        .boolean("use-port-in-redirects")
+        .unwrap_or_else(|| context.general.use_port_in_redirects());
     location.mirror = misc::mirror(reader);
 }
 
@@ -574,6 +577,19 @@ mod tests {
         state: &ClusterState,
         pairs: &[(&str, &str)],
     ) -> (IngressAnnotations, Vec<crate::Event>) {
+        let general = GeneralConfig {
+            global_allowed_response_headers: Some(vec!["X-Allowed".to_owned()]),
+            ..GeneralConfig::default()
+        };
+        parse_with(state, &general, pairs)
+    }
+
+    /// Parses `pairs` with the ConfigMap settings `general`.
+    pub(crate) fn parse_with(
+        state: &ClusterState,
+        general: &GeneralConfig,
+        pairs: &[(&str, &str)],
+    ) -> (IngressAnnotations, Vec<crate::Event>) {
         let map: BTreeMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (format!("{PREFIX}{k}"), (*v).to_owned()))
@@ -583,14 +599,10 @@ mod tests {
             name: "ing".into(),
         };
         let index = Index::new(state);
-        let general = GeneralConfig {
-            global_allowed_response_headers: Some(vec!["X-Allowed".to_owned()]),
-            ..GeneralConfig::default()
-        };
         let context = Context {
             index: &index,
             config_maps: &state.config_maps,
-            general: &general,
+            general,
         };
         let mut events = Events::default();
         let parsed = parse(Some(&map), &ingress, &context, &mut events);

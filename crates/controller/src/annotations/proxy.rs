@@ -56,20 +56,17 @@ fn cookie_rewrite(
         .flatten()
 }
 
-/// `proxy-redirect-from` / `proxy-redirect-to`: `off`, or a URL or path. Only the
-/// pair is meaningful; half of it is rejected.
+/// `proxy-redirect-from` / `proxy-redirect-to`: `off`, `default`, or a URL or path.
+/// Only the pair is meaningful. As ingress-nginx: `default` is nginx's `proxy_redirect
+/// default`, which replaces the `proxy_pass` URL (`http://upstream_balancer/`, never
+/// sent by an upstream), so it rewrites nothing, like `off`; half a pair emits no
+/// `proxy_redirect` at all, so it is ignored with a warning.
 fn proxy_redirect(reader: &mut Reader<'_>) -> (Option<String>, Option<String>) {
     let mut read = |name: &str| {
         reader
             .with(name, |value| {
-                if value == "off" {
+                if value == "off" || value == "default" {
                     return Ok(None);
-                }
-                if value == "default" {
-                    return Err(
-                        "\"default\" (nginx's proxy_redirect default) is not supported; give the prefix to replace"
-                            .to_owned(),
-                    );
                 }
                 model_check(&ProxyConfig {
                     redirect_from: Some(value.to_owned()),
@@ -86,16 +83,16 @@ fn proxy_redirect(reader: &mut Reader<'_>) -> (Option<String>, Option<String>) {
         (Some(from), Some(to)) => (Some(from), Some(to)),
         (None, None) => (None, None),
         (Some(_), None) => {
-            reader.reject(
+            reader.ignore(
                 "proxy-redirect-from",
-                "proxy-redirect-to is not set; both are needed",
+                "proxy-redirect-to is not set (or off); both are needed",
             );
             (None, None)
         }
         (None, Some(_)) => {
-            reader.reject(
+            reader.ignore(
                 "proxy-redirect-to",
-                "proxy-redirect-from is not set; both are needed",
+                "proxy-redirect-from is not set (or off, or default); both are needed",
             );
             (None, None)
         }
@@ -304,6 +301,36 @@ mod tests {
     }
 
     #[test]
+    fn proxy_redirect_default_and_half_pairs_rewrite_nothing() {
+        let (a, events) = parse_map(&[
+            ("proxy-redirect-from", "default"),
+            ("proxy-redirect-to", "/"),
+        ]);
+        assert!(a.location.denied.is_none());
+        assert_eq!(a.location.proxy, ProxyConfig::default());
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert!(
+            events[0].message.contains("proxy-redirect-to"),
+            "{events:?}"
+        );
+        for pairs in [
+            &[("proxy-redirect-from", "http://internal/")][..],
+            &[("proxy-redirect-to", "/")],
+            &[("proxy-redirect-from", "/x"), ("proxy-redirect-to", "off")],
+        ] {
+            let (a, events) = parse_map(pairs);
+            assert!(a.location.denied.is_none(), "{pairs:?}");
+            assert_eq!(a.location.proxy, ProxyConfig::default(), "{pairs:?}");
+            assert_eq!(events.len(), 1, "{pairs:?}: {events:?}");
+        }
+        let (_, events) = parse_map(&[
+            ("proxy-redirect-from", "default"),
+            ("proxy-redirect-to", "default"),
+        ]);
+        assert!(events.is_empty(), "{events:?}");
+    }
+
+    #[test]
     fn invalid_proxy_values_deny() {
         for (name, value) in [
             ("backend-protocol", "SPDY"),
@@ -316,8 +343,8 @@ mod tests {
             ("proxy-http-version", "2"),
             ("proxy-cookie-domain", "a"),
             ("proxy-cookie-path", "/a b;"),
-            ("proxy-redirect-from", "/x"),
-            ("proxy-redirect-to", "default"),
+            ("proxy-redirect-from", "http://a b/"),
+            ("proxy-redirect-to", "/x\ny"),
             ("proxy-buffering", "maybe"),
             ("client-body-buffer-size", "1.5m"),
             ("proxy-ssl-ciphers", "A B"),

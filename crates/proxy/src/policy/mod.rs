@@ -39,6 +39,10 @@
 //! response headers, CORS headers and HSTS ([`Admitted::decorate`]). Deliberate
 //! difference: error pages the proxy produces after admission (502, 503, 504) do not.
 //!
+//! What happens to the upstream's response (`use-gzip`, `limit-rate`,
+//! `proxy-cookie-*`, `proxy-redirect-*`) and the upstream `Connection` header are in
+//! [`response`], called by the handler around the exchange rather than by [`admit`].
+//!
 //! Locations with nothing but the body size limit ([`CompiledPolicies::is_empty`]) take
 //! a fast path that neither allocates nor looks at anything but `Content-Length`.
 
@@ -52,6 +56,7 @@ pub mod headers;
 pub mod limit;
 pub mod realip;
 pub mod redirect;
+pub mod response;
 pub mod rewrite;
 pub mod template;
 
@@ -175,7 +180,9 @@ pub async fn admit<'p, B>(
             .and_then(|f| f.host.as_ref())
             .and_then(|v| v.to_str().ok())
             .unwrap_or(host);
-        let target = redirect::https_target(best_host, request_uri, r.preserve_trailing_slash);
+        let port = p.response.port_in_redirects.then_some(client.https_port);
+        let target =
+            redirect::https_target(best_host, request_uri, r.preserve_trailing_slash, port);
         return Verdict::Answer(admitted.redirect(r.code, &target));
     }
     if admitted.cors_origin.is_some() && request.method() == Method::OPTIONS {

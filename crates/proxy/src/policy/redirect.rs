@@ -26,14 +26,24 @@ fn strip_one_slash(request_uri: &str) -> &str {
     request_uri.strip_suffix('/').unwrap_or(request_uri)
 }
 
-/// The HTTPS redirect's target: `https://<host without port><request_uri>`.
-pub fn https_target(host: &str, request_uri: &str, preserve_trailing_slash: bool) -> String {
+/// The HTTPS redirect's target: `https://<host without port><request_uri>`, with
+/// `:<port>` (the HTTPS listener's) when `use-port-in-redirects` gives one, as
+/// ingress-nginx does (even for 443).
+pub fn https_target(
+    host: &str,
+    request_uri: &str,
+    preserve_trailing_slash: bool,
+    port: Option<u16>,
+) -> String {
     let uri = if preserve_trailing_slash {
         request_uri
     } else {
         strip_one_slash(request_uri)
     };
-    format!("https://{}{uri}", host_without_port(host))
+    match port {
+        Some(port) => format!("https://{}:{port}{uri}", host_without_port(host)),
+        None => format!("https://{}{uri}", host_without_port(host)),
+    }
 }
 
 /// `app-root`: `<scheme>://<Host header><app-root>`.
@@ -84,35 +94,43 @@ mod tests {
     #[test]
     fn https_targets() {
         assert_eq!(
-            https_target("app.example.com:8080", "/a/b/?x=1", false),
+            https_target("app.example.com:8080", "/a/b/?x=1", false, None),
             "https://app.example.com/a/b/?x=1"
         );
         assert_eq!(
-            https_target("app.example.com", "/a/b/", false),
+            https_target("app.example.com", "/a/b/", false, None),
             "https://app.example.com/a/b"
         );
         assert_eq!(
-            https_target("app.example.com", "/a/b/", true),
+            https_target("app.example.com", "/a/b/", true, None),
             "https://app.example.com/a/b/"
         );
         assert_eq!(
-            https_target("app.example.com", "/", false),
+            https_target("app.example.com", "/", false, None),
             "https://app.example.com"
         );
         assert_eq!(
-            https_target("app.example.com", "/", true),
+            https_target("app.example.com", "/", true, None),
             "https://app.example.com/"
         );
         assert_eq!(
-            https_target("app.example.com", "/a//", false),
+            https_target("app.example.com", "/a//", false, None),
             "https://app.example.com/a/"
         );
         assert_eq!(
-            https_target("[2001:db8::1]:80", "/x", false),
+            https_target("[2001:db8::1]:80", "/x", false, None),
             "https://[2001:db8::1]/x"
         );
         assert_eq!(
-            https_target("app.example.com", "/p?q=a/", false),
+            https_target("app.example.com:8080", "/a/", false, Some(8443)),
+            "https://app.example.com:8443/a"
+        );
+        assert_eq!(
+            https_target("[2001:db8::1]:80", "/", true, Some(443)),
+            "https://[2001:db8::1]:443/"
+        );
+        assert_eq!(
+            https_target("app.example.com", "/p?q=a/", false, None),
             "https://app.example.com/p?q=a"
         );
     }

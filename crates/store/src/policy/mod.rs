@@ -29,10 +29,13 @@
 //! TLS material that does not parse makes the location answer 503. `FCGI` is not
 //! spoken: such a location answers **502** rather than sending HTTP to a FastCGI
 //! upstream. Other settings that are not enforced yet and whose absence opens nothing
-//! (`limit-rate`,
-//! `proxy-cookie-*`, `proxy-redirect-*`, `connection-proxy-header`,
-//! `use-port-in-redirects`, ConfigMap `use-proxy-protocol`, `use-gzip`) are reported in
-//! one log line per compiled configuration, as are credentials that can never match.
+//! (ConfigMap `use-proxy-protocol`) are reported in one log line per compiled
+//! configuration, as are credentials that can never match.
+//!
+//! What happens to responses (`use-gzip`, `limit-rate`, `proxy-cookie-*`,
+//! `proxy-redirect-*`), the `Connection` header sent upstream
+//! (`connection-proxy-header`) and `use-port-in-redirects` compile into
+//! [`ResponsePolicies`] ([`response`]).
 
 mod access;
 mod auth;
@@ -45,6 +48,7 @@ mod limit;
 mod mirror;
 mod realip;
 mod redirect;
+pub mod response;
 mod rewrite;
 mod template;
 pub mod upstream;
@@ -68,6 +72,7 @@ pub use limit::{RateLimits, RequestRate};
 pub use mirror::MirrorTarget;
 pub use realip::RealIp;
 pub use redirect::{LocationRedirect, SslRedirect, WwwRedirect, www_twin};
+pub use response::{CookieRewrites, Gzip, GzipTypes, LimitRate, RedirectRewrite, ResponsePolicies};
 pub use rewrite::RewriteRule;
 pub use template::Template;
 pub use upstream::{UpstreamProtocol, UpstreamSettings, UpstreamTls};
@@ -89,6 +94,8 @@ pub struct GlobalPolicies {
     pub hsts: Option<HeaderValue>,
     /// `proxy-set-headers`.
     pub proxy_set_headers: Vec<RequestHeader>,
+    /// `use-gzip`: response compression.
+    pub gzip: Option<Gzip>,
     /// Set when a global policy could not be compiled: every location answers 503.
     pub broken: Option<String>,
     /// Compile-time warnings (unusable `proxy-set-headers` values...).
@@ -100,6 +107,7 @@ impl GlobalPolicies {
     pub fn compile(general: &GeneralConfig) -> GlobalPolicies {
         let mut global = GlobalPolicies {
             hsts: redirect::hsts_value(general),
+            gzip: Gzip::compile(general),
             ..GlobalPolicies::default()
         };
         let mut problems = Vec::new();
@@ -182,7 +190,6 @@ impl<'a> PolicyContext<'a> {
                 general.use_proxy_protocol(),
                 "use-proxy-protocol: not enforced yet",
             ),
-            (general.use_gzip(), "use-gzip: not enforced yet"),
         ] {
             if on {
                 context.note(key, "(ConfigMap)");
@@ -312,6 +319,11 @@ pub struct CompiledPolicies {
     pub rate_limits: Option<RateLimits>,
     /// `add-headers` and `custom-headers`.
     pub response_headers: Vec<(HeaderName, HeaderValue)>,
+    /// What happens to the upstream's response (`limit-rate`, `proxy-cookie-*`,
+    /// `proxy-redirect-*`), the `Connection` header sent upstream and
+    /// `use-port-in-redirects`. Read by the proxy for every proxied request, whatever
+    /// [`CompiledPolicies::is_empty`] says.
+    pub response: ResponsePolicies,
     /// HSTS may apply (HSTS on and some certificate configured).
     pub hsts_possible: bool,
 }
@@ -349,6 +361,7 @@ impl CompiledPolicies {
             body_limit: None,
             rate_limits: None,
             response_headers: Vec::new(),
+            response: ResponsePolicies::default(),
             hsts_possible: false,
         }
     }
@@ -374,28 +387,6 @@ impl CompiledPolicies {
         // Fail closed: security settings not enforced yet.
         if location.certificate_auth.is_enabled() || server.certificate_auth.is_enabled() {
             unenforced.push("client-certificate authentication (auth-tls-*) is not enforced yet");
-        }
-
-        // Logged only: nothing opens if they are missing.
-        for (on, what) in [
-            (
-                location.rate_limit.limit_rate > 0 || location.rate_limit.limit_rate_after > 0,
-                "limit-rate",
-            ),
-            (
-                location.proxy.cookie_domain.is_some() || location.proxy.cookie_path.is_some(),
-                "proxy-cookie-domain/-path",
-            ),
-            (
-                location.proxy.redirect_from.is_some(),
-                "proxy-redirect-from/-to",
-            ),
-            (!location.connection.is_empty(), "connection-proxy-header"),
-            (location.use_port_in_redirects, "use-port-in-redirects"),
-        ] {
-            if on {
-                warnings.push(format!("{what}: not enforced yet"));
-            }
         }
 
         match upstream::compile(location, general, warnings) {
@@ -494,6 +485,10 @@ impl CompiledPolicies {
         }
         match headers::response_headers(general.add_headers(), &location.custom_headers.headers) {
             Ok(list) => p.response_headers = list,
+            Err(e) => problems.push(e),
+        }
+        match ResponsePolicies::compile(location) {
+            Ok(response) => p.response = response,
             Err(e) => problems.push(e),
         }
 

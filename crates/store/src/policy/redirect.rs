@@ -21,8 +21,10 @@
 //!   preload]` on HTTPS responses. **Part A.2 fix:** only for hosts that have their own
 //!   certificate (ingress-nginx sent it for every HTTPS response).
 //!
-//! Deliberate difference: `use-port-in-redirects` is not applied yet (the https port
-//! is a flag of the proxy, not part of the snapshot); it is logged as not enforced.
+//! `use-port-in-redirects` ([`super::ResponsePolicies::port_in_redirects`]) adds the
+//! proxy's HTTPS listener port to the HTTPS redirect, as ingress-nginx adds
+//! `--https-port`; `app-root` keeps the `Host` the client sent (nginx's
+//! `$http_host`), port included, and the `www.` twin names non-default ports anyway.
 
 use gangplank_model::{GeneralConfig, Location, Server};
 use http::{HeaderValue, StatusCode};

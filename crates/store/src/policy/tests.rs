@@ -169,13 +169,17 @@ fn rate_limits_compile_with_nginx_burst_and_per_ingress_zones() {
     assert_ne!(from("a", "/x", ""), from("a", "/y", ""));
     assert_eq!(from("a", "/x", ""), from("a", "/x", ""));
 
-    // Nothing but limit-rate: no limits here (limit-rate is only logged).
+    // Nothing but limit-rate: no request limits (limit-rate shapes the response).
     let p = compile_one(
         &GeneralConfig::default(),
         &server("a", json!({"rateLimit": {"limitRate": 10}})),
     );
     assert!(p.rate_limits.is_none());
     assert!(p.is_empty());
+    assert_eq!(
+        p.response.limit_rate.map(|l| l.bytes_per_second),
+        Some(10 * 1024)
+    );
 }
 
 #[test]
