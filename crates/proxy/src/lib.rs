@@ -40,6 +40,7 @@ pub mod metrics_http;
 pub mod pages;
 pub mod path;
 pub mod policy;
+pub mod proxy_protocol;
 pub mod telemetry;
 pub mod tls;
 pub mod upstream;

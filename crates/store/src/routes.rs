@@ -143,6 +143,9 @@ pub struct RouteTable {
     exact: HashMap<String, usize>,
     wildcard: HashMap<String, usize>,
     default_server: Option<usize>,
+    /// The ConfigMap-wide policies every location shares (the listeners read the
+    /// PROXY protocol trust from it).
+    global: Arc<crate::policy::GlobalPolicies>,
 }
 
 impl RouteTable {
@@ -167,7 +170,10 @@ impl RouteTable {
         certificates: &CertificateTable,
     ) -> RouteTable {
         let mut policies = PolicyContext::new(general, certificates);
-        let mut table = RouteTable::default();
+        let mut table = RouteTable {
+            global: policies.global(),
+            ..RouteTable::default()
+        };
         for server in servers {
             let index = table.servers.len();
             table
@@ -227,6 +233,11 @@ impl RouteTable {
             server,
             location: server.location(path),
         })
+    }
+
+    /// The ConfigMap-wide policies of this table.
+    pub fn global(&self) -> &crate::policy::GlobalPolicies {
+        &self.global
     }
 
     /// Number of servers.

@@ -29,7 +29,7 @@
 //! upstream. Other settings that are not enforced yet and whose absence opens nothing
 //! (`mirror-*`, `custom-http-errors`, `default-backend`, `limit-rate`,
 //! `proxy-cookie-*`, `proxy-redirect-*`, `connection-proxy-header`,
-//! `use-port-in-redirects`, ConfigMap `use-proxy-protocol`, `use-gzip`) are reported in
+//! `use-port-in-redirects`, `use-gzip`) are reported in
 //! one log line per compiled configuration, as are credentials that can never match.
 
 mod access;
@@ -172,10 +172,6 @@ impl<'a> PolicyContext<'a> {
                 !general.custom_http_errors().is_empty(),
                 "custom-http-errors (ConfigMap): not enforced yet",
             ),
-            (
-                general.use_proxy_protocol(),
-                "use-proxy-protocol: not enforced yet",
-            ),
             (general.use_gzip(), "use-gzip: not enforced yet"),
         ] {
             if on {
@@ -183,6 +179,11 @@ impl<'a> PolicyContext<'a> {
             }
         }
         context
+    }
+
+    /// The ConfigMap-wide policies shared by the locations compiled here.
+    pub fn global(&self) -> Arc<GlobalPolicies> {
+        self.global.clone()
     }
 
     fn note(&mut self, what: &str, location: &str) {
