@@ -81,7 +81,7 @@ impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
 
 /// A TLS client configuration trusting anything, with an optional client certificate.
 fn tls_client(
-    identity: Option<(Vec<CertificateDer<'static>>, String)>,
+    identity: Option<(Vec<CertificateDer<'static>>, Vec<u8>)>,
 ) -> Arc<rustls::ClientConfig> {
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -91,9 +91,9 @@ fn tls_client(
     .dangerous()
     .with_custom_certificate_verifier(Arc::new(AnyCertificate));
     let mut config = match identity {
-        Some((chain, key_pem)) => {
+        Some((chain, key_der)) => {
             let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
-                rustls::pki_types::PrivatePkcs8KeyDer::from(pem_der(&key_pem)),
+                rustls::pki_types::PrivatePkcs8KeyDer::from(key_der),
             );
             builder.with_client_auth_cert(chain, key).unwrap()
         }
@@ -101,14 +101,6 @@ fn tls_client(
     };
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Arc::new(config)
-}
-
-fn pem_der(pem: &str) -> Vec<u8> {
-    use base64::Engine as _;
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(body)
-        .unwrap()
 }
 
 /// One HTTP/1.1 GET over `io`.
@@ -153,13 +145,25 @@ async fn fetch(
     host: &str,
     path: &str,
 ) -> Result<(StatusCode, HeaderMap, Bytes), String> {
+    fetch_as(addr, prefix, tls, host, host, path).await
+}
+
+/// [`fetch`] with an SNI that may differ from the `Host` header.
+async fn fetch_as(
+    addr: SocketAddr,
+    prefix: &[u8],
+    tls: Option<Arc<rustls::ClientConfig>>,
+    sni: &str,
+    host: &str,
+    path: &str,
+) -> Result<(StatusCode, HeaderMap, Bytes), String> {
     within(path, async {
         let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         tcp.write_all(prefix).await.unwrap();
         match tls {
             None => get_over(tcp, host, path).await,
             Some(config) => {
-                let name = ServerName::try_from(host.to_owned()).unwrap();
+                let name = ServerName::try_from(sni.to_owned()).unwrap();
                 let stream = tokio_rustls::TlsConnector::from(config)
                     .connect(name, tcp)
                     .await
@@ -331,4 +335,187 @@ async fn connections_without_a_valid_header_are_closed() {
         .await;
     let seen = echo_of(&fetch(g.http, b"", None, "app.test", "/").await.unwrap());
     assert_eq!(seen.headers["x-real-ip"], "127.0.0.1");
+}
+
+// --- Client certificates ------------------------------------------------------------
+
+struct Ca {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+fn pem(der: &[u8]) -> String {
+    use base64::Engine as _;
+    let text = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = String::from("-----BEGIN CERTIFICATE-----\n");
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap());
+        out.push('\n');
+    }
+    out.push_str("-----END CERTIFICATE-----\n");
+    out
+}
+
+fn new_ca(name: &str) -> Ca {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    let cert = params.self_signed(&key).unwrap();
+    Ca {
+        pem: pem(cert.der()),
+        issuer: rcgen::Issuer::new(params, key),
+    }
+}
+
+/// A client certificate `CN=<name>, O=Example` signed by `ca`, and its key (PKCS#8).
+fn client_identity(ca: &Ca, name: &str) -> (Vec<CertificateDer<'static>>, Vec<u8>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "Example");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, name);
+    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+    let cert = params.signed_by(&key, &ca.issuer).unwrap();
+    (vec![cert.der().clone()], key.serialize_der())
+}
+
+fn mtls_config(endpoint: SocketAddr, ca: &Ca) -> serde_json::Value {
+    let auth = |extra: serde_json::Value| {
+        let mut auth = json!({
+            "secret": {"namespace": "default", "name": "ca"},
+            "caPem": ca.pem,
+            "passCertificateToUpstream": true,
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            auth[k] = v.clone();
+        }
+        auth
+    };
+    json!({
+        "backends": [backend("b", &[endpoint])],
+        "servers": [
+            {"hostname": "mtls.test", "certificateAuth": auth(json!({})), "locations": [
+                {"path": "/", "backend": "b", "certificateAuth": auth(json!({}))},
+                {"path": "/cn", "backend": "b", "certificateAuth": auth(json!({"matchCn": "CN=bob"}))},
+                {"path": "/page", "backend": "b", "certificateAuth": auth(json!({"errorPage": "https://example.com/cert-error"}))},
+                {"path": "/optional", "backend": "b", "certificateAuth": auth(json!({"verifyClient": "optional"}))},
+            ]},
+            {"hostname": "other.test", "locations": [{"path": "/", "backend": "b"}]},
+        ],
+    })
+}
+
+/// A certificate from the CA: 200 with the `ssl-client-*` headers upstream; none:
+/// 400 (or the error page's 302, or through with `optional`); another CA's: 400;
+/// `match-cn` mismatch: 403.
+#[tokio::test]
+async fn client_certificates_are_verified_per_host() {
+    let echo = echoes(1).await;
+    let g = Gangplank::start().await;
+    let ca = new_ca("Test CA");
+    g.apply(mtls_config(echo[0].addr(), &ca)).await;
+    let alice = tls_client(Some(client_identity(&ca, "alice")));
+
+    let answer = fetch(g.https, b"", Some(alice.clone()), "mtls.test", "/")
+        .await
+        .unwrap();
+    let seen = echo_of(&answer);
+    assert_eq!(seen.headers["ssl-client-verify"], "SUCCESS");
+    assert_eq!(seen.headers["ssl-client-subject-dn"], "CN=alice,O=Example");
+    assert_eq!(seen.headers["ssl-client-issuer-dn"], "CN=Test CA");
+    assert!(
+        seen.headers["ssl-client-cert"].starts_with("-----BEGIN%20CERTIFICATE-----%0A"),
+        "{}",
+        seen.headers["ssl-client-cert"]
+    );
+
+    let anonymous = tls_client(None);
+    let (status, _, _) = fetch(g.https, b"", Some(anonymous.clone()), "mtls.test", "/")
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, headers, _) = fetch(g.https, b"", Some(anonymous.clone()), "mtls.test", "/page")
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::FOUND);
+    assert_eq!(headers["location"], "https://example.com/cert-error");
+    let seen = echo_of(
+        &fetch(
+            g.https,
+            b"",
+            Some(anonymous.clone()),
+            "mtls.test",
+            "/optional",
+        )
+        .await
+        .unwrap(),
+    );
+    assert_eq!(seen.headers["ssl-client-verify"], "NONE");
+
+    let (status, _, _) = fetch(g.https, b"", Some(alice.clone()), "mtls.test", "/cn")
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let bob = tls_client(Some(client_identity(&ca, "bob")));
+    let (status, _, _) = fetch(g.https, b"", Some(bob), "mtls.test", "/cn")
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+
+    // A certificate of another CA does not verify.
+    let stranger = tls_client(Some(client_identity(&new_ca("Other CA"), "alice")));
+    let (status, _, _) = fetch(g.https, b"", Some(stranger.clone()), "mtls.test", "/")
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _, _) = fetch(g.https, b"", Some(stranger), "mtls.test", "/optional")
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Plain HTTP never reaches a location that requires a certificate.
+    let (status, _, _) = fetch(g.http, b"", None, "mtls.test", "/").await.unwrap();
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // Hosts without auth-tls are unaffected.
+    let seen = echo_of(
+        &fetch(g.https, b"", Some(anonymous), "other.test", "/")
+            .await
+            .unwrap(),
+    );
+    assert!(!seen.headers.contains_key("ssl-client-verify"));
+}
+
+/// A connection made for another host (its SNI) cannot serve a host that requires a
+/// client certificate: 421, so the client opens a connection of its own.
+#[tokio::test]
+async fn requests_for_a_host_the_handshake_was_not_made_for_are_misdirected() {
+    let echo = echoes(1).await;
+    let g = Gangplank::start().await;
+    let ca = new_ca("Test CA");
+    g.apply(mtls_config(echo[0].addr(), &ca)).await;
+    let alice = tls_client(Some(client_identity(&ca, "alice")));
+    let (status, _, _) = fetch_as(
+        g.https,
+        b"",
+        Some(alice.clone()),
+        "other.test",
+        "mtls.test",
+        "/",
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::MISDIRECTED_REQUEST);
+    // The other way round is fine: other.test needs nothing.
+    let (status, _, _) = fetch_as(g.https, b"", Some(alice), "mtls.test", "other.test", "/")
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
 }

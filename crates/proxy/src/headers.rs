@@ -34,6 +34,9 @@ pub struct ClientInfo {
     /// What trusted forwarded headers said, when they said anything (set per request
     /// by the request policies; `None` on the fast path).
     pub forwarded: Option<Box<Forwarded>>,
+    /// The client certificate of a TLS connection whose host asked for one
+    /// (`auth-tls-*`), verified once per connection.
+    pub client_cert: Option<std::sync::Arc<crate::client_cert::ClientCertificate>>,
 }
 
 /// Values taken from a trusted peer's forwarded headers (ingress-nginx's
@@ -85,6 +88,7 @@ impl ClientInfo {
             local_port,
             https,
             forwarded: None,
+            client_cert: None,
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod balancer;
 pub mod balancers;
 pub mod body;
 pub mod calendar;
+pub mod client_cert;
 pub mod config;
 pub mod dns;
 pub mod handler;

@@ -21,7 +21,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 use crate::balancers::Balancers;
 use crate::config::ProxyConfig;
@@ -30,6 +29,7 @@ use crate::headers::ClientInfo;
 use crate::listen::bind_reuseport;
 use crate::proxy_protocol::PrefixedStream;
 use crate::telemetry::Telemetry;
+use crate::tls::TlsTermination;
 use crate::upstream::{Pool, PoolSettings};
 
 /// How long a client may take to complete the TLS handshake (nginx's default).
@@ -76,7 +76,7 @@ pub struct Proxy {
 /// One worker's listener socket and whether it speaks TLS.
 struct WorkerListener {
     socket: std::net::TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<TlsTermination>,
 }
 
 impl Proxy {
@@ -93,7 +93,7 @@ impl Proxy {
         let acceptor = if config.https_listen.is_empty() {
             None
         } else {
-            Some(TlsAcceptor::from(crate::tls::server_config(store.clone())?))
+            Some(TlsTermination::new(store.clone())?)
         };
         let mut local_addrs = Vec::new();
         let mut tls_addrs = Vec::new();
@@ -269,7 +269,7 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
 
 async fn accept_loop(
     listener: tokio::net::TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<TlsTermination>,
     ctx: Arc<WorkerContext>,
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
@@ -317,7 +317,7 @@ struct Accepted {
     stream: tokio::net::TcpStream,
     remote: SocketAddr,
     local_port: u16,
-    tls: Option<TlsAcceptor>,
+    tls: Option<TlsTermination>,
     ctx: Arc<WorkerContext>,
     builder: Arc<auto::Builder<TokioExecutor>>,
     graceful: Watcher,
@@ -344,7 +344,7 @@ impl Accepted {
         // `Connection: close`, and hyper closes the connection after it.
         let keep_alive_requests = general.keep_alive_requests();
         let https = tls.is_some();
-        let (stream, client) = if general.use_proxy_protocol() {
+        let (stream, mut client) = if general.use_proxy_protocol() {
             let timeout = general.proxy_protocol_header_timeout();
             let trusted = snapshot
                 .routes
@@ -375,6 +375,26 @@ impl Accepted {
                 ClientInfo::new(remote, local_port, https),
             )
         };
+        let stream = match &tls {
+            None => Either::Plain(stream),
+            Some(termination) => {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, termination.accept(stream)).await
+                {
+                    Ok(Ok((stream, certificate))) => {
+                        client.client_cert = certificate;
+                        Either::Tls(Box::new(stream))
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, %remote, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%remote, "TLS handshake timed out");
+                        return;
+                    }
+                }
+            }
+        };
         let service_ctx = ctx.clone();
         let served = std::cell::Cell::new(0u32);
         let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
@@ -394,37 +414,28 @@ impl Accepted {
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
-        let result =
-            match &tls {
-                None => {
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    graceful.watch(connection).await
-                }
-                Some(acceptor) => {
-                    let stream =
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                tracing::debug!(error = %e, %remote, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%remote, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    graceful.watch(connection).await
-                }
-            };
+        let result = match stream {
+            Either::Plain(stream) => {
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                graceful.watch(connection).await
+            }
+            Either::Tls(stream) => {
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(*stream), service)
+                    .into_owned();
+                graceful.watch(connection).await
+            }
+        };
         if let Err(e) = result {
             tracing::debug!(error = %e, %remote, "client connection ended with an error");
         }
     }
+}
+
+/// A client connection after the handshakes.
+enum Either {
+    Plain(PrefixedStream<tokio::net::TcpStream>),
+    Tls(Box<tokio_rustls::server::TlsStream<PrefixedStream<tokio::net::TcpStream>>>),
 }

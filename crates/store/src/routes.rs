@@ -104,6 +104,10 @@ pub struct CompiledServer {
     pub hostname: String,
     /// Its locations, in configured order.
     pub locations: Vec<CompiledLocation>,
+    /// `auth-tls-*` of the host: TLS handshakes for this name request a client
+    /// certificate verified against this CA (the server's setting, else the first
+    /// location's).
+    pub client_auth: Option<Arc<crate::policy::ClientAuth>>,
     matcher: Matcher,
 }
 
@@ -310,9 +314,13 @@ impl CompiledServer {
         } else {
             compile_plain(&locations)
         };
+        let client_auth = locations
+            .iter()
+            .find_map(|l| l.policies.client_auth.clone());
         CompiledServer {
             hostname: server.hostname.clone(),
             locations,
+            client_auth,
             matcher,
         }
     }
@@ -335,6 +343,7 @@ impl CompiledServer {
         );
         CompiledServer {
             hostname,
+            client_auth: None,
             locations: vec![CompiledLocation {
                 source,
                 labels: Arc::new(labels),

@@ -15,7 +15,6 @@
 //! - external authentication: `auth-url`, and the ConfigMap's `global-auth-url` on
 //!   locations that do not opt out (`enable-global-auth: "false"`,
 //!   `no-auth-locations`);
-//! - client-certificate authentication: `auth-tls-*` (location or server);
 //! - digest authentication: `auth-type: digest`.
 //!
 //! Request rate and connection limits (`limit-rps`, `limit-rpm`, `limit-connections`)
@@ -34,6 +33,7 @@
 
 mod access;
 mod auth;
+mod client_auth;
 mod cors;
 mod headers;
 mod limit;
@@ -53,6 +53,7 @@ use http::{HeaderName, HeaderValue};
 
 pub use access::{CidrSet, HeaderBlock};
 pub use auth::{BasicAuth, Credential};
+pub use client_auth::ClientAuth;
 pub use cors::{Cors, OriginMatcher};
 pub use headers::{HeaderTemplate, RequestHeader};
 pub use limit::{RateLimits, RequestRate};
@@ -285,6 +286,8 @@ pub struct CompiledPolicies {
     pub www_redirect: Option<WwwRedirect>,
     /// `auth-type: basic`.
     pub basic_auth: Option<BasicAuth>,
+    /// `auth-tls-*`: the client certificate this location requires.
+    pub client_auth: Option<Arc<ClientAuth>>,
     /// `enable-cors`.
     pub cors: Option<Cors>,
     /// `rewrite-target`.
@@ -323,6 +326,7 @@ impl CompiledPolicies {
             app_root: None,
             www_redirect: None,
             basic_auth: None,
+            client_auth: None,
             cors: None,
             rewrite: None,
             body_limit: None,
@@ -362,8 +366,14 @@ impl CompiledPolicies {
         {
             unenforced.push("global external authentication (global-auth-url) is not enforced yet");
         }
-        if location.certificate_auth.is_enabled() || server.certificate_auth.is_enabled() {
-            unenforced.push("client-certificate authentication (auth-tls-*) is not enforced yet");
+        let certificate_auth = if location.certificate_auth.is_enabled() {
+            &location.certificate_auth
+        } else {
+            &server.certificate_auth
+        };
+        match ClientAuth::compile(certificate_auth) {
+            Ok(auth) => p.client_auth = auth,
+            Err(e) => problems.push(e),
         }
         if location.basic_digest_auth.auth_type == Some(AuthType::Digest) {
             unenforced.push("digest authentication (auth-type: digest) is not enforced yet");
@@ -505,6 +515,7 @@ impl CompiledPolicies {
             && p.redirect.is_none()
             && p.app_root.is_none()
             && p.basic_auth.is_none()
+            && p.client_auth.is_none()
             && p.cors.is_none()
             && p.rewrite.is_none()
             && p.rate_limits.is_none()
