@@ -592,4 +592,60 @@ mod tests {
         let findings = lint_yaml("    nginx.ingress.kubernetes.io/proxy-body-size: 8m");
         assert!(findings.is_empty(), "{findings:?}");
     }
+
+    /// The status of each annotation in `docs/annotations.md`, by name.
+    fn documented_statuses() -> BTreeMap<&'static str, &'static str> {
+        let doc = include_str!("../../../docs/annotations.md");
+        let mut rows = BTreeMap::new();
+        for line in doc.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if cells.len() < 4 {
+                continue;
+            }
+            let Some(name) = cells[1]
+                .strip_prefix('`')
+                .and_then(|cell| cell.strip_suffix('`'))
+            else {
+                continue;
+            };
+            assert!(
+                rows.insert(name, cells[2]).is_none(),
+                "{name} is listed twice in docs/annotations.md"
+            );
+        }
+        rows
+    }
+
+    #[test]
+    fn the_annotation_table_in_the_docs_agrees_with_lint() {
+        let rows = documented_statuses();
+        for (name, status) in &rows {
+            let allowed: &[&str] = if REMOVED.iter().any(|(k, _)| k == name) {
+                &["removed upstream"]
+            } else if name.ends_with("-snippet") {
+                &["ignored"]
+            } else if NOT_IMPLEMENTED.iter().any(|(k, _)| k == name) {
+                &["not supported", "no effect"]
+            } else if KNOWN.contains(name) {
+                &["enforced", "no effect"]
+            } else {
+                panic!("docs/annotations.md lists {name}, which lint calls unknown");
+            };
+            assert!(
+                allowed.contains(status),
+                "docs/annotations.md says {name} is {status:?}; lint's lists allow {allowed:?}"
+            );
+        }
+        let listed = KNOWN
+            .iter()
+            .copied()
+            .chain(NOT_IMPLEMENTED.iter().map(|(k, _)| *k))
+            .chain(REMOVED.iter().map(|(k, _)| *k));
+        for name in listed {
+            assert!(
+                rows.contains_key(name),
+                "{name} is missing from docs/annotations.md"
+            );
+        }
+    }
 }

@@ -111,21 +111,31 @@ pub async fn intercept(
         Ok(response)
             if path.errors.intercept_upstream
                 && path.errors.covers(response.status().as_u16())
-                && matches!(response.body(), ProxyBody::Upstream { .. }) =>
+                && matches!(
+                    response.body(),
+                    ProxyBody::Upstream { .. } | ProxyBody::Shaped(_)
+                ) =>
         {
             let status = response.status();
             // The upstream's body is discarded (its connection is not reused); the
             // `limit-connections` slot moves to the error page's body.
-            let connection = match response.into_body() {
-                ProxyBody::Upstream { connection, .. } => connection,
-                ProxyBody::Full(_) => None,
-            };
+            let connection = connection_slot(response.into_body());
             Ok(serve(ctx, &path, status, request_id, connection).await)
         }
         Err(status) if path.errors.covers(status.as_u16()) => {
             Ok(serve(ctx, &path, status, request_id, None).await)
         }
         other => other,
+    }
+}
+
+/// The `limit-connections` slot an upstream body holds (a compressed or throttled
+/// one included).
+fn connection_slot(body: ProxyBody) -> Option<crate::policy::limit::ConnectionGuard> {
+    match body {
+        ProxyBody::Upstream { connection, .. } => connection,
+        ProxyBody::Shaped(shaped) => connection_slot(shaped.into_inner()),
+        ProxyBody::Full(_) => None,
     }
 }
 

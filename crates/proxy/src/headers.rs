@@ -21,6 +21,10 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 pub struct ClientInfo {
     /// The client's address.
     pub remote: SocketAddr,
+    /// The connection's TCP peer. Differs from `remote` when a trusted PROXY protocol
+    /// header named the client (`use-proxy-protocol`); the trust checks of forwarded
+    /// headers look at it.
+    pub peer: IpAddr,
     /// The client's IP address as a header value (`X-Real-IP`, `X-Forwarded-For`).
     pub remote_ip: HeaderValue,
     /// The listener port the request arrived on.
@@ -33,6 +37,9 @@ pub struct ClientInfo {
     /// What trusted forwarded headers said, when they said anything (set per request
     /// by the request policies; `None` on the fast path).
     pub forwarded: Option<Box<Forwarded>>,
+    /// The client certificate of a TLS connection whose host asked for one
+    /// (`auth-tls-*`), verified once per connection.
+    pub client_cert: Option<std::sync::Arc<crate::client_cert::ClientCertificate>>,
 }
 
 /// Values taken from a trusted peer's forwarded headers (ingress-nginx's
@@ -64,17 +71,28 @@ impl ClientInfo {
 }
 
 impl ClientInfo {
+    /// The facts of a connection whose PROXY protocol header named `client` (from a
+    /// trusted `peer`).
+    pub fn proxied(client: SocketAddr, peer: IpAddr, local_port: u16, https: bool) -> ClientInfo {
+        ClientInfo {
+            peer,
+            ..ClientInfo::new(client, local_port, https)
+        }
+    }
+
     /// The facts of a new connection.
     pub fn new(remote: SocketAddr, local_port: u16, https: bool) -> ClientInfo {
         let remote_ip = HeaderValue::from_str(&remote.ip().to_string())
             .unwrap_or(HeaderValue::from_static("-"));
         ClientInfo {
             remote,
+            peer: remote.ip(),
             remote_ip,
             local_port,
             https_port: 443,
             https,
             forwarded: None,
+            client_cert: None,
         }
     }
 }

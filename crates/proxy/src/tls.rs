@@ -19,8 +19,9 @@
 //! (`ssl-protocols`), ECDHE with AEAD ciphers only (rustls' ring suites, i.e. the
 //! `ssl-ciphers` default minus its DHE suites), an in-memory session cache
 //! (`ssl-session-cache`), no session tickets (`ssl-session-tickets: false`), no
-//! 0-RTT (`ssl-early-data: false`), no client certificates. ALPN offers `h2`, then
-//! `http/1.1`.
+//! 0-RTT (`ssl-early-data: false`). ALPN offers `h2`, then `http/1.1`. Hosts with
+//! `auth-tls-*` get a configuration of their own that requests a client certificate
+//! ([`TlsTermination`], [`crate::client_cert`]).
 //!
 //! One deviation, from rustls: a server_name that is not a valid DNS name (such as
 //! `hostname..`) is refused with an `illegal_parameter` alert before the resolver
@@ -49,6 +50,7 @@ use gangplank_store::Store;
 use rustls::ServerConfig;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
 use rustls::sign::CertifiedKey;
 use rustls::version::{TLS12, TLS13};
@@ -131,20 +133,103 @@ impl ResolvesServerCert for CertResolver {
 /// Call it once at startup and share the result between all workers (see the module
 /// documentation).
 pub fn server_config(store: Arc<Store>) -> Result<Arc<ServerConfig>, TlsSetupError> {
-    let resolver = CertResolver::new(store)?;
-    let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
+    let resolver = Arc::new(CertResolver::new(store)?);
+    build(resolver, None)
+}
+
+/// A configuration over `resolver`; with `client_auth`, one that requests client
+/// certificates and resumes no sessions (a session made for another host, or before
+/// the CA changed, must not skip the certificate).
+fn build(
+    resolver: Arc<CertResolver>,
+    client_auth: Option<Arc<dyn ClientCertVerifier>>,
+) -> Result<Arc<ServerConfig>, TlsSetupError> {
+    let builder = ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(&[&TLS13, &TLS12])
-        .map_err(TlsSetupError::Protocol)?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+        .map_err(TlsSetupError::Protocol)?;
+    let with_client_auth = client_auth.is_some();
+    let builder = match client_auth {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(resolver);
     config.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
-    config.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES);
+    config.session_storage = if with_client_auth {
+        Arc::new(rustls::server::NoServerSessionStorage {})
+    } else {
+        ServerSessionMemoryCache::new(SESSION_CACHE_ENTRIES)
+    };
     // The builder's ticketer never issues tickets (ingress-nginx's
     // `ssl-session-tickets: false`): resumption goes through the session cache only,
     // so no ticket key has to be rotated or shared. Early data stays off (0).
     debug_assert!(!config.ticketer.enabled());
     debug_assert_eq!(config.max_early_data_size, 0);
     Ok(Arc::new(config))
+}
+
+/// TLS termination for the HTTPS listeners: the shared configuration, and, for hosts
+/// with `auth-tls-*`, a configuration that requests a client certificate. The host is
+/// chosen from the ClientHello's SNI with the store's current snapshot (the route
+/// table's host lookup: exact, one-label wildcard, default server).
+///
+/// Build one per process and clone it into the workers (clones share everything).
+#[derive(Debug, Clone)]
+pub struct TlsTermination {
+    store: Arc<Store>,
+    resolver: Arc<CertResolver>,
+    shared: Arc<ServerConfig>,
+}
+
+/// A finished handshake and what it established about the client's certificate.
+pub type Accepted<IO> = (
+    tokio_rustls::server::TlsStream<IO>,
+    Option<Arc<crate::client_cert::ClientCertificate>>,
+);
+
+impl TlsTermination {
+    /// Generates the fallback certificate and the shared configuration.
+    pub fn new(store: Arc<Store>) -> Result<TlsTermination, TlsSetupError> {
+        let resolver = Arc::new(CertResolver::new(store.clone())?);
+        let shared = build(resolver.clone(), None)?;
+        Ok(TlsTermination {
+            store,
+            resolver,
+            shared,
+        })
+    }
+
+    /// The configuration of hosts without client authentication.
+    pub fn shared_config(&self) -> &Arc<ServerConfig> {
+        &self.shared
+    }
+
+    /// Reads the ClientHello, picks the configuration for its SNI and completes the
+    /// handshake.
+    pub async fn accept<IO>(&self, io: IO) -> std::io::Result<Accepted<IO>>
+    where
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let start =
+            tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), io).await?;
+        let client_auth = {
+            let snapshot = self.store.load();
+            let hello = start.client_hello();
+            let sni = hello.server_name().unwrap_or("");
+            snapshot.routes.server(sni).and_then(|server| {
+                let auth = server.client_auth.clone()?;
+                Some((server.hostname.to_ascii_lowercase(), auth))
+            })
+        };
+        let Some((host, auth)) = client_auth else {
+            let stream = start.into_stream(self.shared.clone()).await?;
+            return Ok((stream, None));
+        };
+        let verifier = Arc::new(crate::client_cert::RecordingVerifier::new(&auth));
+        let config = build(self.resolver.clone(), Some(verifier)).map_err(std::io::Error::other)?;
+        let stream = start.into_stream(config).await?;
+        let certificate = crate::client_cert::of_connection(&host, Some(&auth), &stream);
+        Ok((stream, certificate))
+    }
 }
 
 /// True when the client and server agreed on HTTP/2 through ALPN; the connection

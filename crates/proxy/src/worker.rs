@@ -19,16 +19,17 @@ use gangplank_store::{Status, Store};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::sync::watch;
-use tokio_rustls::TlsAcceptor;
 
 use crate::balancers::Balancers;
 use crate::config::ProxyConfig;
 use crate::handler::{Shared, WorkerContext, handle};
 use crate::headers::ClientInfo;
 use crate::listen::bind_reuseport;
+use crate::proxy_protocol::PrefixedStream;
 use crate::telemetry::Telemetry;
+use crate::tls::TlsTermination;
 use crate::upstream::{Pool, PoolSettings};
 
 /// How long a client may take to complete the TLS handshake (nginx's default).
@@ -75,7 +76,7 @@ pub struct Proxy {
 /// One worker's listener socket and whether it speaks TLS.
 struct WorkerListener {
     socket: std::net::TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<TlsTermination>,
 }
 
 impl Proxy {
@@ -92,7 +93,7 @@ impl Proxy {
         let acceptor = if config.https_listen.is_empty() {
             None
         } else {
-            Some(TlsAcceptor::from(crate::tls::server_config(store.clone())?))
+            Some(TlsTermination::new(store.clone())?)
         };
         let mut local_addrs = Vec::new();
         let mut tls_addrs = Vec::new();
@@ -269,7 +270,7 @@ fn http_builder() -> auto::Builder<TokioExecutor> {
 
 async fn accept_loop(
     listener: tokio::net::TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<TlsTermination>,
     ctx: Arc<WorkerContext>,
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
@@ -294,13 +295,109 @@ async fn accept_loop(
         };
         let _ = stream.set_nodelay(true);
         let guard = ctx.shared.status.connection_accepted();
-        let mut client = ClientInfo::new(remote, local_port, tls.is_some());
-        client.https_port = ctx.shared.https_port;
-        let service_ctx = ctx.clone();
+        let connection = Accepted {
+            stream,
+            remote,
+            local_port,
+            tls: tls.clone(),
+            ctx: ctx.clone(),
+            builder: builder.clone(),
+            // Taken now, so shutdown also waits for connections still in their
+            // PROXY header or TLS handshake.
+            graceful: graceful.watcher(),
+        };
+        tokio::spawn(async move {
+            connection.serve().await;
+            drop(guard);
+        });
+    }
+}
+
+/// One accepted connection and what serving it needs.
+struct Accepted {
+    stream: tokio::net::TcpStream,
+    remote: SocketAddr,
+    local_port: u16,
+    tls: Option<TlsTermination>,
+    ctx: Arc<WorkerContext>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    graceful: Watcher,
+}
+
+impl Accepted {
+    /// PROXY protocol header (when the current snapshot asks for it), TLS handshake
+    /// (TLS listeners), then HTTP until the connection ends.
+    async fn serve(self) {
+        let Accepted {
+            stream,
+            remote,
+            local_port,
+            tls,
+            ctx,
+            builder,
+            graceful,
+        } = self;
+        // The settings of the moment the connection arrived: one snapshot load.
+        let snapshot = ctx.shared.store.load();
+        let general = &snapshot.source.general;
         // `keep-alive-requests` (nginx `keepalive_requests`, default 1000): the
         // response to the last allowed request of an HTTP/1 connection carries
         // `Connection: close`, and hyper closes the connection after it.
-        let keep_alive_requests = ctx.shared.store.load().source.general.keep_alive_requests();
+        let keep_alive_requests = general.keep_alive_requests();
+        let https = tls.is_some();
+        let (stream, mut client) = if general.use_proxy_protocol() {
+            let timeout = general.proxy_protocol_header_timeout();
+            let trusted = snapshot
+                .routes
+                .global()
+                .real_ip
+                .as_ref()
+                .is_some_and(|real| real.trusted.contains(remote.ip()));
+            drop(snapshot);
+            match crate::proxy_protocol::read_header(stream, timeout).await {
+                Ok((header, stream)) => {
+                    let client = match header.source() {
+                        Some(source) if trusted => {
+                            ClientInfo::proxied(source, remote.ip(), local_port, https)
+                        }
+                        _ => ClientInfo::new(remote, local_port, https),
+                    };
+                    (stream, client)
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, %remote, "connection closed: no valid PROXY protocol header");
+                    return;
+                }
+            }
+        } else {
+            drop(snapshot);
+            (
+                PrefixedStream::plain(stream),
+                ClientInfo::new(remote, local_port, https),
+            )
+        };
+        client.https_port = ctx.shared.https_port;
+        let stream = match &tls {
+            None => Either::Plain(stream),
+            Some(termination) => {
+                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, termination.accept(stream)).await
+                {
+                    Ok(Ok((stream, certificate))) => {
+                        client.client_cert = certificate;
+                        Either::Tls(Box::new(stream))
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(error = %e, %remote, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%remote, "TLS handshake timed out");
+                        return;
+                    }
+                }
+            }
+        };
+        let service_ctx = ctx.clone();
         let served = std::cell::Cell::new(0u32);
         let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
             served.set(served.get().saturating_add(1));
@@ -319,47 +416,28 @@ async fn accept_loop(
                 Ok::<_, std::convert::Infallible>(response)
             }
         });
-        match &tls {
-            None => {
+        let result = match stream {
+            Either::Plain(stream) => {
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, %remote, "client connection ended with an error");
-                    }
-                    drop(guard);
-                });
+                graceful.watch(connection).await
             }
-            Some(acceptor) => {
-                let acceptor = acceptor.clone();
-                let builder = builder.clone();
-                let graceful = graceful.clone();
-                tokio::spawn(async move {
-                    let stream =
-                        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                            .await
-                        {
-                            Ok(Ok(stream)) => stream,
-                            Ok(Err(e)) => {
-                                tracing::debug!(error = %e, %remote, "TLS handshake failed");
-                                return;
-                            }
-                            Err(_) => {
-                                tracing::debug!(%remote, "TLS handshake timed out");
-                                return;
-                            }
-                        };
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .into_owned();
-                    if let Err(e) = graceful.watch(connection).await {
-                        tracing::debug!(error = %e, %remote, "client connection ended with an error");
-                    }
-                    drop(guard);
-                });
+            Either::Tls(stream) => {
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(*stream), service)
+                    .into_owned();
+                graceful.watch(connection).await
             }
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, %remote, "client connection ended with an error");
         }
     }
+}
+
+/// A client connection after the handshakes.
+enum Either {
+    Plain(PrefixedStream<tokio::net::TcpStream>),
+    Tls(Box<tokio_rustls::server::TlsStream<PrefixedStream<tokio::net::TcpStream>>>),
 }

@@ -104,6 +104,10 @@ pub struct CompiledServer {
     pub hostname: String,
     /// Its locations, in configured order.
     pub locations: Vec<CompiledLocation>,
+    /// `auth-tls-*` of the host: TLS handshakes for this name request a client
+    /// certificate verified against this CA (the server's setting, else the first
+    /// location's).
+    pub client_auth: Option<Arc<crate::policy::ClientAuth>>,
     matcher: Matcher,
 }
 
@@ -143,6 +147,9 @@ pub struct RouteTable {
     exact: HashMap<String, usize>,
     wildcard: HashMap<String, usize>,
     default_server: Option<usize>,
+    /// The ConfigMap-wide policies every location shares (the listeners read the
+    /// PROXY protocol trust from it).
+    global: Arc<crate::policy::GlobalPolicies>,
 }
 
 impl RouteTable {
@@ -167,7 +174,10 @@ impl RouteTable {
         certificates: &CertificateTable,
     ) -> RouteTable {
         let mut policies = PolicyContext::new(general, certificates);
-        let mut table = RouteTable::default();
+        let mut table = RouteTable {
+            global: policies.global(),
+            ..RouteTable::default()
+        };
         for server in servers {
             let index = table.servers.len();
             table
@@ -227,6 +237,11 @@ impl RouteTable {
             server,
             location: server.location(path),
         })
+    }
+
+    /// The ConfigMap-wide policies of this table.
+    pub fn global(&self) -> &crate::policy::GlobalPolicies {
+        &self.global
     }
 
     /// Number of servers.
@@ -299,9 +314,13 @@ impl CompiledServer {
         } else {
             compile_plain(&locations)
         };
+        let client_auth = locations
+            .iter()
+            .find_map(|l| l.policies.client_auth.clone());
         CompiledServer {
             hostname: server.hostname.clone(),
             locations,
+            client_auth,
             matcher,
         }
     }
@@ -324,6 +343,7 @@ impl CompiledServer {
         );
         CompiledServer {
             hostname,
+            client_auth: None,
             locations: vec![CompiledLocation {
                 source,
                 labels: Arc::new(labels),

@@ -18,6 +18,14 @@ use serde_json::json;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_gangplank");
 
+/// The binary the harness starts: `GANGPLANK_TEST_BIN` when set (a copy taken right
+/// after building, for target directories shared by several checkouts, where another
+/// checkout's build may replace `CARGO_BIN_EXE_gangplank` under a running test), else
+/// the one cargo built.
+pub fn bin() -> String {
+    std::env::var("GANGPLANK_TEST_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
+
 pub struct Gangplank {
     /// The proxy process.
     pub child: Child,
@@ -66,7 +74,7 @@ impl Gangplank {
         let https = free_port();
         let metrics = free_port();
         let stdout = dir.path().join("stdout.log");
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .arg(subcommand)
             .args(extra)
             .arg("--admin-socket")

@@ -99,6 +99,8 @@ pub struct Admitted<'p> {
     connection: Option<limit::ConnectionGuard>,
     /// What external authentication granted (headers, cookies).
     external: Option<Box<extauth::Granted>>,
+    /// `ssl-client-*` headers for the upstream (`auth-tls-*`).
+    client_cert: crate::client_cert::UpstreamHeaders,
 }
 
 /// Evaluates `location`'s policies for `request`. `client` gets the real client
@@ -122,6 +124,7 @@ pub async fn admit<'p, B>(
         evaluated: Vec::new(),
         connection: None,
         external: None,
+        client_cert: Vec::new(),
     };
     let too_large = |headers: &HeaderMap| {
         p.body_limit
@@ -184,6 +187,22 @@ pub async fn admit<'p, B>(
         let target =
             redirect::https_target(best_host, request_uri, r.preserve_trailing_slash, port);
         return Verdict::Answer(admitted.redirect(r.code, &target));
+    }
+    if let Some(auth) = &p.client_auth {
+        match crate::client_cert::check(auth, client, &p.hostname) {
+            Ok(headers) => admitted.client_cert = headers,
+            Err(refusal) => {
+                tracing::debug!(location = %p.name, ?refusal, "client certificate refused");
+                if let crate::client_cert::Refusal::Invalid(Some(page)) = &refusal {
+                    let mut response = error_page(StatusCode::FOUND);
+                    response
+                        .headers_mut()
+                        .insert(header::LOCATION, page.clone());
+                    return Verdict::Answer(response);
+                }
+                return Verdict::Reject(refusal.status());
+            }
+        }
     }
     if admitted.cors_origin.is_some() && request.method() == Method::OPTIONS {
         let mut response = Response::new(ProxyBody::empty());
@@ -345,6 +364,7 @@ impl Admitted<'_> {
         if let Some(granted) = &self.external {
             granted.upstream_request(&mut parts.headers);
         }
+        crate::client_cert::set_upstream(&self.client_cert, &mut parts.headers);
         headers::set_upstream(
             &p.global.proxy_set_headers,
             &self.evaluated,

@@ -15,13 +15,18 @@ use http::{HeaderMap, HeaderValue};
 use crate::headers::{ClientInfo, Forwarded};
 
 /// Applies `real` to the request's `client`.
+///
+/// With `use-proxy-protocol` the listener already set the address from the PROXY
+/// header (nginx's `real_ip_header proxy_protocol`): the forwarded-for header is not
+/// read, and trust is decided on the TCP peer ([`ClientInfo::peer`]).
 pub fn apply(real: &RealIp, headers: &HeaderMap, client: &mut ClientInfo) {
-    let peer = client.remote.ip();
+    let peer = client.peer;
     if !real.trusted.contains(peer) {
         return;
     }
     let mut forwarded = Forwarded::default();
-    if let Some(ip) = real_client(real, headers)
+    if !real.proxy_protocol
+        && let Some(ip) = real_client(real, headers)
         && ip != peer
         && let Ok(text) = HeaderValue::from_str(&ip.to_string())
     {

@@ -387,6 +387,11 @@ impl ShapedBody {
         }
     }
 
+    /// The upstream body inside, unshaped (its response is being replaced).
+    pub(crate) fn into_inner(self) -> ProxyBody {
+        self.inner
+    }
+
     /// Where the access log record goes: it counts the bytes sent to the client
     /// (compressed), and is handed over when the body ends.
     pub fn set_recorder(&mut self, recorder: Recorder) {

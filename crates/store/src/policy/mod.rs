@@ -8,14 +8,13 @@
 //! [`GeneralConfig`] and the certificate table; the ConfigMap-wide parts
 //! ([`GlobalPolicies`]) are compiled once per route table and shared.
 //!
-//! Compilation never fails an apply. Whatever cannot be compiled, and every
-//! security-relevant setting this wave does not enforce yet, makes the location answer
-//! **503** with a reason ([`CompiledPolicies::unavailable`]), so nothing is ever served
-//! unprotected (fail closed, Part A.3):
-//! - client-certificate authentication: `auth-tls-*` (location or server).
+//! Compilation never fails an apply. Whatever cannot be compiled makes the location
+//! answer **503** with a reason ([`CompiledPolicies::unavailable`]), so nothing is ever
+//! served unprotected (fail closed, Part A.3).
 //!
 //! External authentication (`auth-url`, ConfigMap `global-auth-*`) compiles into
-//! [`ExternalAuth`] ([`extauth`]), digest authentication into [`DigestAuth`].
+//! [`ExternalAuth`] ([`extauth`]), digest authentication into [`DigestAuth`],
+//! client-certificate authentication (`auth-tls-*`) into [`ClientAuth`].
 //!
 //! `custom-http-errors`, `default-backend` and `disable-proxy-intercept-errors`
 //! compile into [`CustomErrors`]; `mirror-*` into a [`MirrorTarget`].
@@ -28,9 +27,8 @@
 //! `proxy-next-upstream-timeout`) compiles into [`UpstreamSettings`] ([`upstream`]);
 //! TLS material that does not parse makes the location answer 503. `FCGI` is not
 //! spoken: such a location answers **502** rather than sending HTTP to a FastCGI
-//! upstream. Other settings that are not enforced yet and whose absence opens nothing
-//! (ConfigMap `use-proxy-protocol`) are reported in one log line per compiled
-//! configuration, as are credentials that can never match.
+//! upstream. Settings that cannot work (credentials that can never match, for
+//! example) are reported in one log line per compiled configuration.
 //!
 //! What happens to responses (`use-gzip`, `limit-rate`, `proxy-cookie-*`,
 //! `proxy-redirect-*`), the `Connection` header sent upstream
@@ -39,6 +37,7 @@
 
 mod access;
 mod auth;
+mod client_auth;
 mod cors;
 mod digest;
 mod errors;
@@ -63,6 +62,7 @@ use http::{HeaderName, HeaderValue};
 
 pub use access::{CidrSet, HeaderBlock};
 pub use auth::{BasicAuth, Credential};
+pub use client_auth::ClientAuth;
 pub use cors::{Cors, OriginMatcher};
 pub use digest::DigestAuth;
 pub use errors::{CustomErrors, DEFAULT_BACKEND};
@@ -185,17 +185,12 @@ impl<'a> PolicyContext<'a> {
         for warning in &global.warnings {
             context.note(warning, "(ConfigMap)");
         }
-        for (on, key) in [
-            (
-                general.use_proxy_protocol(),
-                "use-proxy-protocol: not enforced yet",
-            ),
-        ] {
-            if on {
-                context.note(key, "(ConfigMap)");
-            }
-        }
         context
+    }
+
+    /// The ConfigMap-wide policies shared by the locations compiled here.
+    pub fn global(&self) -> Arc<GlobalPolicies> {
+        self.global.clone()
     }
 
     fn note(&mut self, what: &str, location: &str) {
@@ -309,6 +304,8 @@ pub struct CompiledPolicies {
     pub digest_auth: Option<DigestAuth>,
     /// `auth-url` or the ConfigMap's `global-auth-url`.
     pub external_auth: Option<Box<ExternalAuth>>,
+    /// `auth-tls-*`: the client certificate this location requires.
+    pub client_auth: Option<Arc<ClientAuth>>,
     /// `enable-cors`.
     pub cors: Option<Cors>,
     /// `rewrite-target`.
@@ -356,6 +353,7 @@ impl CompiledPolicies {
             basic_auth: None,
             digest_auth: None,
             external_auth: None,
+            client_auth: None,
             cors: None,
             rewrite: None,
             body_limit: None,
@@ -382,11 +380,16 @@ impl CompiledPolicies {
         let general = ctx.general;
         let mut p = CompiledPolicies::base(ctx.global.clone(), name.to_owned());
         let mut problems: Vec<String> = Vec::new();
-        let mut unenforced: Vec<&str> = Vec::new();
 
-        // Fail closed: security settings not enforced yet.
-        if location.certificate_auth.is_enabled() || server.certificate_auth.is_enabled() {
-            unenforced.push("client-certificate authentication (auth-tls-*) is not enforced yet");
+        // Client certificates (`auth-tls-*`, the location's or else the server's).
+        let certificate_auth = if location.certificate_auth.is_enabled() {
+            &location.certificate_auth
+        } else {
+            &server.certificate_auth
+        };
+        match ClientAuth::compile(certificate_auth) {
+            Ok(auth) => p.client_auth = auth,
+            Err(e) => problems.push(e),
         }
 
         match upstream::compile(location, general, warnings) {
@@ -500,8 +503,6 @@ impl CompiledPolicies {
                 "its policies cannot be compiled: {}",
                 problems.join("; ")
             ));
-        } else if !unenforced.is_empty() {
-            p.unavailable = Some(unenforced.join("; "));
         }
 
         p.empty = p.unavailable.is_none()
@@ -515,6 +516,7 @@ impl CompiledPolicies {
             && p.basic_auth.is_none()
             && p.digest_auth.is_none()
             && p.external_auth.is_none()
+            && p.client_auth.is_none()
             && p.cors.is_none()
             && p.rewrite.is_none()
             && p.rate_limits.is_none()

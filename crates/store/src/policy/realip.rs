@@ -9,6 +9,11 @@
 //! skipping trusted ones; the first untrusted address is the client (all trusted: the
 //! leftmost). An unparsable entry leaves the peer as the client.
 //!
+//! `use-proxy-protocol` turns the realip module on as well, with nginx's
+//! `real_ip_header proxy_protocol`: the client address comes from the PROXY protocol
+//! header of a connection whose peer is in `proxy-real-ip-cidr` (the listener applies
+//! it, once per connection), and the forwarded-for header is not read for the address.
+//!
 //! `use-forwarded-headers` also trusts `X-Forwarded-Proto`, `-Host` and `-Port`
 //! (ingress-nginx's `pass_access_scheme`, `best_http_host`, `pass_port`).
 //! **Deliberate difference:** ingress-nginx trusts those three from any peer; Gangplank
@@ -33,14 +38,18 @@ pub struct RealIp {
     /// `use-forwarded-headers` and `compute-full-forwarded-for`: send upstream the
     /// incoming `X-Forwarded-For` with the peer appended.
     pub full_forwarded_for: bool,
+    /// `use-proxy-protocol`: the address comes from the PROXY protocol header (set by
+    /// the listener), never from the forwarded-for header.
+    pub proxy_protocol: bool,
 }
 
 impl RealIp {
-    /// The policy of `general`; `Ok(None)` when neither `use-forwarded-headers` nor
-    /// `enable-real-ip` is on.
+    /// The policy of `general`; `Ok(None)` when none of `use-forwarded-headers`,
+    /// `enable-real-ip` and `use-proxy-protocol` is on.
     pub fn compile(general: &GeneralConfig) -> Result<Option<RealIp>, String> {
         let forwarded_headers = general.use_forwarded_headers();
-        if !(forwarded_headers || general.enable_real_ip()) {
+        let proxy_protocol = general.use_proxy_protocol();
+        if !(forwarded_headers || general.enable_real_ip() || proxy_protocol) {
             return Ok(None);
         }
         let name = general.forwarded_for_header();
@@ -53,6 +62,7 @@ impl RealIp {
             trusted,
             forwarded_headers,
             full_forwarded_for: forwarded_headers && general.compute_full_forwarded_for(),
+            proxy_protocol,
         }))
     }
 }
@@ -85,5 +95,11 @@ mod tests {
         assert!(!real.forwarded_headers);
         assert!(!real.full_forwarded_for, "needs use-forwarded-headers too");
         assert!(!real.trusted.contains("192.0.2.1".parse().unwrap()));
+        assert!(!real.proxy_protocol);
+        let general: GeneralConfig =
+            serde_json::from_str(r#"{"use-proxy-protocol": true}"#).unwrap();
+        let real = RealIp::compile(&general).unwrap().unwrap();
+        assert!(real.proxy_protocol && !real.forwarded_headers);
+        assert!(real.trusted.contains("203.0.113.9".parse().unwrap()));
     }
 }
