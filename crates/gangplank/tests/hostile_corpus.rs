@@ -8,6 +8,8 @@
 //! A second test sends real requests through the proxy for every value that was
 //! accepted, to check that the clean path keeps answering from its upstream.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeSet;
