@@ -592,7 +592,7 @@ async fn basic_auth_and_cors() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn unenforced_policies_fail_closed() {
+async fn security_policies_and_upstream_protocols_on_one_host() {
     let g = Gangplank::start().await;
     let upstreams = echoes(1).await;
     let ca = include_str!("../../model/tests/fixtures/example.com.crt");
@@ -611,18 +611,19 @@ async fn unenforced_policies_fail_closed() {
     }))
     .await;
     let h = g.http;
-    // External and digest authentication are enforced (proxy_external_auth.rs);
-    // client-certificate authentication is not yet and fails closed.
+    // External and digest authentication (proxy_external_auth.rs) and client
+    // certificates (proxy_listener.rs) are enforced: a plain-HTTP request can carry no
+    // certificate, so a location requiring one answers 400, never the upstream.
     for (path, expected) in [
         ("/open", StatusCode::OK),
-        ("/tls", StatusCode::SERVICE_UNAVAILABLE),
+        ("/tls", StatusCode::BAD_REQUEST),
         // The echo upstream speaks h2c but no TLS (proxy_upstream_protocols.rs covers
         // these protocols); FastCGI is not spoken at all.
         ("/grpc", StatusCode::OK),
         ("/grpcs", StatusCode::BAD_GATEWAY),
         ("/https", StatusCode::BAD_GATEWAY),
         ("/fcgi", StatusCode::BAD_GATEWAY),
-        // HTTP clients of AUTO_HTTP get plain HTTP; non-security settings only log.
+        // HTTP clients of AUTO_HTTP get plain HTTP; a mirror never changes the answer.
         ("/auto", StatusCode::OK),
         ("/mirror", StatusCode::OK),
     ] {
