@@ -170,6 +170,37 @@ struct Idle {
     tls: Option<Box<tls::Tag>>,
 }
 
+impl Idle {
+    /// An HTTP/1.1 connection over `stream` (plain TCP, or TLS tagged with `tls`): its
+    /// connection task is spawned, its sender returned as a fresh idle connection.
+    async fn handshake<S>(
+        stream: S,
+        addr: SocketAddr,
+        tls: Option<Box<tls::Tag>>,
+    ) -> Result<Idle, UpstreamError>
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+    {
+        let (sender, connection) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(UpstreamError::Handshake)?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.with_upgrades().await {
+                tracing::debug!(error = %e, %addr, "upstream connection ended with an error");
+            }
+        });
+        let now = Instant::now();
+        Ok(Idle {
+            sender,
+            since: now,
+            created: now,
+            requests: 0,
+            tls,
+        })
+    }
+}
+
 /// One worker's connection pool.
 #[derive(Debug)]
 pub struct Pool {
@@ -317,23 +348,7 @@ impl Pool {
             Ok(Ok(s)) => s,
         };
         let _ = stream.set_nodelay(true);
-        let (sender, connection) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(UpstreamError::Handshake)?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.with_upgrades().await {
-                tracing::debug!(error = %e, %addr, "upstream connection ended with an error");
-            }
-        });
-        let now = Instant::now();
-        Ok(Idle {
-            sender,
-            since: now,
-            created: now,
-            requests: 0,
-            tls: None,
-        })
+        Idle::handshake(stream, addr, None).await
     }
 
     async fn exchange(

@@ -13,13 +13,11 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gangplank_store::policy::UpstreamTls;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -195,24 +193,9 @@ async fn connect_http1(
     timeout: Duration,
 ) -> Result<Idle, UpstreamError> {
     let stream = connect(addr, host, config, timeout).await?;
-    let (sender, connection) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(UpstreamError::Handshake)?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.with_upgrades().await {
-            tracing::debug!(error = %e, %addr, "upstream TLS connection ended with an error");
-        }
-    });
-    let now = Instant::now();
-    Ok(Idle {
-        sender,
-        since: now,
-        created: now,
-        requests: 0,
-        tls: Some(Box::new(Tag {
-            config: config.clone(),
-            host: host.map(Box::from),
-        })),
-    })
+    let tag = Tag {
+        config: config.clone(),
+        host: host.map(Box::from),
+    };
+    Idle::handshake(stream, addr, Some(Box::new(tag))).await
 }
