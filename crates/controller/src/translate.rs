@@ -914,6 +914,18 @@ fn default_backends(
             let Some(svc) = index.service(namespace, service_name) else {
                 continue;
             };
+            // The Service's first port names the copy; one the API server would not
+            // have admitted (outside 1..=65535) makes the annotation unusable.
+            let Some(port) = svc
+                .spec
+                .as_ref()
+                .and_then(|s| s.ports.as_ref())
+                .and_then(|p| p.first())
+                .map(|p| p.port)
+                .filter(|p| (1..=65535).contains(p))
+            else {
+                continue;
+            };
             let endpoints = first_port_endpoints(index, svc);
             if endpoints.is_empty() {
                 continue;
@@ -931,17 +943,9 @@ fn default_backends(
                 continue;
             }
             if !upstreams.contains_key(&name) {
-                let port = svc
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.ports.as_ref())
-                    .and_then(|p| p.first())
-                    .map_or_else(IntOrString::default, |p| {
-                        IntOrString::Int(i64::from(p.port))
-                    });
                 let copy = Backend {
                     name: name.clone(),
-                    port,
+                    port: IntOrString::Int(i64::from(port)),
                     service: Some(model_service(svc)),
                     endpoints,
                     no_server: false,

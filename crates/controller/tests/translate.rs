@@ -733,3 +733,50 @@ fn default_ssl_certificate_is_the_default_server_certificate() {
         "events": secret_events,
     }));
 }
+
+/// Found by `translation_is_always_valid`: a `default-backend` Service whose first port
+/// is out of range (the API server would refuse it; a stand-in or a restored dump may
+/// not) must not produce a backend that fails validation. The annotation is unusable.
+#[test]
+fn default_backend_with_an_out_of_range_port_is_not_used() {
+    let yaml = r#"
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: default}
+spec:
+  clusterIP: 10.96.0.1
+  ports: [{port: -5, targetPort: 8080}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: api-1
+  namespace: default
+  labels: {kubernetes.io/service-name: api}
+addressType: IPv4
+ports: [{port: 8080}]
+endpoints: [{addresses: ["10.0.0.1"]}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  namespace: default
+  annotations: {nginx.ingress.kubernetes.io/default-backend: api}
+spec:
+  rules:
+    - host: a.example.com
+      http:
+        paths:
+          - {path: /, pathType: Prefix, backend: {service: {name: missing, port: {number: 80}}}}
+"#;
+    let options = TranslateOptions {
+        watch_ingress_without_class: true,
+        ..options()
+    };
+    let t = gangplank_controller::translate(&common::load(yaml), &options);
+    gangplank_model::Validate::validate(&t.configuration).unwrap();
+    let root = location(server(&t.configuration, "a.example.com"), "/");
+    assert_eq!(root.backend, "default-missing-80");
+    assert!(root.default_backend_upstream_name.is_empty());
+}
