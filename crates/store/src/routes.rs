@@ -108,6 +108,11 @@ pub struct CompiledServer {
     /// certificate verified against this CA (the server's setting, else the first
     /// location's).
     pub client_auth: Option<Arc<crate::policy::ClientAuth>>,
+    /// `ssl-passthrough`: the backend that receives this host's TLS connections
+    /// unterminated, as ingress-nginx's passthrough backends: the backend of the
+    /// host's `/` location. `None` when the host is not passed through, or has no `/`
+    /// location with an existing backend (its TLS is then terminated as usual).
+    pub passthrough: Option<Arc<CompiledBackend>>,
     matcher: Matcher,
 }
 
@@ -230,6 +235,15 @@ impl RouteTable {
         self.wildcard.get(parent).copied()
     }
 
+    /// The backend that receives TLS connections for `sni` unterminated: the
+    /// `ssl-passthrough` backend of the server named `sni` (exact name or one-label
+    /// wildcard, never the default server), as ingress-nginx's SNI-routed TCP proxy.
+    pub fn passthrough(&self, sni: &str) -> Option<&Arc<CompiledBackend>> {
+        let sni = sni.strip_suffix('.').unwrap_or(sni).to_ascii_lowercase();
+        let index = self.lookup(&sni)?;
+        self.servers[index].passthrough.as_ref()
+    }
+
     /// Routes a request: the server for `host`, then the location for `path`.
     pub fn route(&self, host: &str, path: &str) -> Option<RouteMatch<'_>> {
         let server = self.server(host)?;
@@ -253,6 +267,23 @@ impl RouteTable {
     pub fn is_empty(&self) -> bool {
         self.servers.is_empty()
     }
+}
+
+/// The backend of a passthrough host's `/` location (ingress-nginx's
+/// `SSLPassthroughBackend`), with a warning when there is none.
+fn passthrough_backend(
+    server: &Server,
+    locations: &[CompiledLocation],
+) -> Option<Arc<CompiledBackend>> {
+    let root = locations.iter().find(|l| l.source.path == "/");
+    let backend = root.and_then(|l| l.backend.clone());
+    if backend.is_none() {
+        tracing::warn!(
+            host = %server.hostname,
+            "ssl-passthrough is ignored: the host has no \"/\" location with a backend"
+        );
+    }
+    backend
 }
 
 fn strip_port(host: &str) -> &str {
@@ -317,10 +348,16 @@ impl CompiledServer {
         let client_auth = locations
             .iter()
             .find_map(|l| l.policies.client_auth.clone());
+        let passthrough = if server.ssl_passthrough {
+            passthrough_backend(server, &locations)
+        } else {
+            None
+        };
         CompiledServer {
             hostname: server.hostname.clone(),
             locations,
             client_auth,
+            passthrough,
             matcher,
         }
     }
@@ -344,6 +381,7 @@ impl CompiledServer {
         CompiledServer {
             hostname,
             client_auth: None,
+            passthrough: None,
             locations: vec![CompiledLocation {
                 source,
                 labels: Arc::new(labels),

@@ -246,3 +246,43 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn passthrough_hosts_name_the_backend_of_their_root_location() {
+    let passthrough = |mut s: Server| {
+        s.ssl_passthrough = true;
+        s
+    };
+    let t = table(vec![
+        passthrough(server(
+            "tls.example.com",
+            vec![
+                loc("/api", PathType::Prefix, "api"),
+                loc("/", PathType::Prefix, "root"),
+            ],
+        )),
+        passthrough(server(
+            "*.wild.example.com",
+            vec![loc("/", PathType::Prefix, "wild")],
+        )),
+        // No `/` location: nothing to pass through to, TLS is terminated.
+        passthrough(server(
+            "noroot.example.com",
+            vec![loc("/api", PathType::Prefix, "api")],
+        )),
+        server(
+            "plain.example.com",
+            vec![loc("/", PathType::Prefix, "plain")],
+        ),
+        passthrough(server("_", vec![loc("/", PathType::Prefix, "default")])),
+    ]);
+    let name = |sni: &str| t.passthrough(sni).map(|b| b.name().to_owned());
+    assert_eq!(name("tls.example.com").as_deref(), Some("root"));
+    assert_eq!(name("TLS.Example.com.").as_deref(), Some("root"));
+    assert_eq!(name("a.wild.example.com").as_deref(), Some("wild"));
+    assert_eq!(name("noroot.example.com"), None);
+    assert_eq!(name("plain.example.com"), None);
+    // Unknown names never reach the default server's backend.
+    assert_eq!(name("other.example.com"), None);
+    assert_eq!(name(""), None);
+}
