@@ -23,6 +23,11 @@ pub struct ProxyConfig {
     pub access_log: AccessLog,
     /// Constant labels of every metric.
     pub metric_labels: ConstLabels,
+    /// `--enable-ssl-passthrough`: TLS listeners pipe the connections of hosts with
+    /// `ssl-passthrough` to their backend unterminated ([`crate::passthrough`]).
+    /// Off by default, as in ingress-nginx: reading the SNI first costs a little on
+    /// every TLS connection.
+    pub ssl_passthrough: bool,
 }
 
 impl Default for ProxyConfig {
@@ -35,6 +40,7 @@ impl Default for ProxyConfig {
             self_addresses: Vec::new(),
             access_log: AccessLog::Text,
             metric_labels: ConstLabels::default(),
+            ssl_passthrough: false,
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct Shared {
     pub resolver: crate::dns::Resolver,
     /// The first HTTPS listener's port (443 without one), for `use-port-in-redirects`.
     pub https_port: u16,
+    /// `--enable-ssl-passthrough` ([`crate::passthrough`]).
+    pub ssl_passthrough: bool,
 }
 
 /// One worker's view: the shared state plus its own upstream pool.

@@ -25,6 +25,9 @@
 //!    the worker's metrics shard and queued for the access log thread.
 //!
 //! TLS listeners terminate TLS first ([`tls`]: certificate by SNI from the store).
+//! With `--enable-ssl-passthrough`, they first read the ClientHello's SNI without
+//! consuming it, and pipe the connections of `ssl-passthrough` hosts unterminated to
+//! the host's backend ([`passthrough`]).
 //!
 //! What not to do: never take a lock shared between workers on the request path except
 //! the balancer's own short critical sections, and never allocate per request what can
@@ -44,6 +47,7 @@ pub mod listen;
 pub mod metrics_http;
 pub mod mirror;
 pub mod pages;
+pub mod passthrough;
 pub mod path;
 pub mod policy;
 pub mod proxy_protocol;

@@ -345,6 +345,19 @@ impl<S> PrefixedStream<S> {
     pub fn prefix(&self) -> &[u8] {
         &self.prefix
     }
+
+    /// Puts `bytes` back in front of the stream: the next reads yield them first,
+    /// then what was still unread. Used to peek at a TLS ClientHello
+    /// ([`crate::passthrough::read_sni`]).
+    pub fn unread(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut prefix = BytesMut::with_capacity(bytes.len() + self.prefix.len());
+        prefix.extend_from_slice(bytes);
+        prefix.extend_from_slice(&self.prefix);
+        self.prefix = prefix;
+    }
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for PrefixedStream<S> {

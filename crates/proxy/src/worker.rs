@@ -136,6 +136,7 @@ impl Proxy {
             telemetry: telemetry.clone(),
             resolver: crate::dns::Resolver::default(),
             https_port: tls_addrs.first().map_or(443, |a| a.port()),
+            ssl_passthrough: config.ssl_passthrough,
         });
         let (stop, stop_rx) = watch::channel(false);
         let mut handles = Vec::with_capacity(workers);
@@ -380,6 +381,21 @@ impl Accepted {
         let stream = match &tls {
             None => Either::Plain(stream),
             Some(termination) => {
+                let mut stream = stream;
+                if ctx.shared.ssl_passthrough {
+                    match passthrough_target(&ctx, &mut stream, remote).await {
+                        Passthrough::Terminate => {}
+                        Passthrough::Closed => return,
+                        Passthrough::Pipe(backend, sni) => {
+                            // The watcher lives as long as the pipe: shutdown waits
+                            // for it up to the grace period.
+                            let _graceful = graceful;
+                            crate::passthrough::pipe(&ctx.shared, backend, stream, remote, &sni)
+                                .await;
+                            return;
+                        }
+                    }
+                }
                 match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, termination.accept(stream)).await
                 {
                     Ok(Ok((stream, certificate))) => {
@@ -433,6 +449,47 @@ impl Accepted {
         if let Err(e) = result {
             tracing::debug!(error = %e, %remote, "client connection ended with an error");
         }
+    }
+}
+
+/// What the listener does with a TLS connection when passthrough is enabled.
+enum Passthrough {
+    /// Terminate TLS as usual.
+    Terminate,
+    /// The client went away (or never sent a ClientHello in time).
+    Closed,
+    /// Pipe it to this backend (the SNI, for logs).
+    Pipe(Arc<gangplank_store::CompiledBackend>, String),
+}
+
+/// Reads the ClientHello's SNI (without consuming it) and looks up its passthrough
+/// backend in the current snapshot.
+async fn passthrough_target(
+    ctx: &WorkerContext,
+    stream: &mut PrefixedStream<tokio::net::TcpStream>,
+    remote: SocketAddr,
+) -> Passthrough {
+    let sni =
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, crate::passthrough::read_sni(stream))
+            .await
+        {
+            Ok(Ok(sni)) => sni,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, %remote, "connection closed before its ClientHello");
+                return Passthrough::Closed;
+            }
+            Err(_) => {
+                tracing::debug!(%remote, "no ClientHello in time");
+                return Passthrough::Closed;
+            }
+        };
+    let Some(sni) = sni else {
+        return Passthrough::Terminate;
+    };
+    let snapshot = ctx.shared.store.load();
+    match snapshot.routes.passthrough(&sni) {
+        Some(backend) => Passthrough::Pipe(backend.clone(), sni),
+        None => Passthrough::Terminate,
     }
 }
 

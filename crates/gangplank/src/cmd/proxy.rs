@@ -63,6 +63,11 @@ pub struct ProxyArgs {
     /// Log format.
     #[arg(long, value_enum, default_value = "text", env = "GANGPLANK_LOG_FORMAT")]
     log_format: LogFormat,
+    /// Pipe the TLS connections of hosts with the `ssl-passthrough` annotation to
+    /// their backend unterminated (SNI-routed TCP), as ingress-nginx's flag of the
+    /// same name. Off by default: every TLS connection's SNI is read first.
+    #[arg(long, env = "GANGPLANK_ENABLE_SSL_PASSTHROUGH")]
+    enable_ssl_passthrough: bool,
 }
 
 impl ProxyArgs {
@@ -160,6 +165,7 @@ async fn serve_until_signal(args: ProxyArgs, companion: Companion) -> anyhow::Re
             class: args.controller_class.clone(),
             pod: std::env::var("POD_NAME").unwrap_or_default(),
         },
+        ssl_passthrough: args.enable_ssl_passthrough,
         ..ProxyConfig::default()
     };
     if let Some(workers) = args.workers {
