@@ -150,7 +150,6 @@ const NOT_IMPLEMENTED: &[(&str, &str)] = &[
         "enable-rewrite-log",
         "nginx's rewrite log has no equivalent; rewrites are visible in the access log",
     ),
-    ("ssl-passthrough", "TLS passthrough is not implemented yet"),
     (
         "ssl-ciphers",
         "one cipher policy serves every host: ingress-nginx's default suites that rustls implements",
@@ -284,6 +283,7 @@ const KNOWN: &[&str] = &[
     "cors-expose-headers",
     "cors-max-age",
     "server-alias",
+    "ssl-passthrough",
     "custom-headers",
     "upstream-vhost",
     "x-forwarded-prefix",

@@ -450,6 +450,7 @@ fn create_upstreams(
                 port: backend.port.clone(),
                 upstream_hash_by_config: anns.hash_by.clone(),
                 load_balance: anns.load_balance.or(general.load_balance),
+                ssl_passthrough: anns.server.ssl_passthrough,
                 ..Backend::default()
             };
             if let Some(policy) = &anns.canary {
@@ -692,12 +693,16 @@ fn host_settings(
     events: &mut Events,
 ) {
     let mut claimed: HashSet<String> = servers.keys().cloned().collect();
+    let mut created: HashSet<String> = HashSet::new();
     for input in inputs.iter().filter(|i| !i.is_canary()) {
         let anns = &input.annotations.server;
         for rule in &input.rules {
             let Some(server) = servers.get_mut(&rule.host) else {
                 continue;
             };
+            if created.insert(rule.host.clone()) {
+                server.ssl_passthrough = anns.ssl_passthrough;
+            }
             if server.aliases.is_empty() {
                 for alias in anns.aliases.iter().filter(|a| **a != rule.host) {
                     if claimed.insert(alias.clone()) {

@@ -734,6 +734,75 @@ fn default_ssl_certificate_is_the_default_server_certificate() {
     }));
 }
 
+#[test]
+fn ssl_passthrough_is_decided_by_the_ingress_that_creates_the_host() {
+    let ingress = |name: &str, created: &str, host: &str, path: &str, passthrough: bool| {
+        let annotations = if passthrough {
+            "\n  annotations: {nginx.ingress.kubernetes.io/ssl-passthrough: \"true\"}"
+        } else {
+            ""
+        };
+        format!(
+            "---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {name}
+  creationTimestamp: \"{created}\"{annotations}
+spec:
+  rules:
+    - host: {host}
+      http:
+        paths:
+          - {{path: {path}, pathType: Prefix, backend: {{service: {{name: {name}, port: {{number: 443}}}}}}}}
+"
+        )
+    };
+    let yaml = [
+        ingress(
+            "vault",
+            "2024-01-01T00:00:00Z",
+            "vault.example.com",
+            "/",
+            true,
+        ),
+        ingress(
+            "vault-ui",
+            "2024-01-02T00:00:00Z",
+            "vault.example.com",
+            "/ui",
+            false,
+        ),
+        ingress(
+            "shop",
+            "2024-01-01T00:00:00Z",
+            "shop.example.com",
+            "/",
+            false,
+        ),
+        ingress(
+            "late",
+            "2024-01-02T00:00:00Z",
+            "shop.example.com",
+            "/late",
+            true,
+        ),
+    ]
+    .concat();
+    let options = TranslateOptions {
+        watch_ingress_without_class: true,
+        ..options()
+    };
+    let t = gangplank_controller::translate(&common::load(&yaml), &options);
+    let config = &t.configuration;
+    assert!(server(config, "vault.example.com").ssl_passthrough);
+    assert!(!server(config, "shop.example.com").ssl_passthrough);
+    assert!(backend(config, "default-vault-443").ssl_passthrough);
+    assert!(!backend(config, "default-vault-ui-443").ssl_passthrough);
+    assert!(backend(config, "default-late-443").ssl_passthrough);
+    assert!(t.events.is_empty(), "{:?}", reasons(&t));
+}
+
 /// Found by `translation_is_always_valid`: a `default-backend` Service whose first port
 /// is out of range (the API server would refuse it; a stand-in or a restored dump may
 /// not) must not produce a backend that fails validation. The annotation is unusable.

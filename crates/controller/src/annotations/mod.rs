@@ -29,7 +29,6 @@
 
 // Not translated (the model has no field for them, or a flag they need does not exist
 // yet); they are ignored silently:
-// ssl-passthrough (needs `--enable-ssl-passthrough`, not a TranslateOptions flag yet),
 // enable-opentelemetry, opentelemetry-trust-incoming-span, opentelemetry-operation-name,
 // enable-opentracing, opentracing-trust-incoming-span, http2-push-preload,
 // enable-custom-http-errors (an empty location list means "the ConfigMap's codes", so

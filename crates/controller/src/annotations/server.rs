@@ -1,10 +1,12 @@
 //! Host-wide settings an Ingress gives the servers of its rules: `server-alias`,
-//! `from-to-www-redirect`, `ssl-ciphers`, `ssl-prefer-server-ciphers`, and the
+//! `from-to-www-redirect`, `ssl-ciphers`, `ssl-prefer-server-ciphers`,
+//! `ssl-passthrough`, and the
 //! client-certificate settings (`auth-tls-*`, parsed in [`super::auth`]).
 //!
 //! As in ingress-nginx, the first Ingress (in translation order) that sets one of them
 //! for a host wins; `from-to-www-redirect` is on when any path of the host asks for
-//! it.
+//! it; `ssl-passthrough` is decided by the Ingress that creates the host (the first
+//! with a rule for it), as ingress-nginx sets it when it creates the server.
 
 use gangplank_model::Location;
 use gangplank_model::policy::{AuthTls, check_cipher_list};
@@ -25,6 +27,9 @@ pub(crate) struct ServerAnnotations {
     pub(crate) ssl_prefer_server_ciphers: Option<bool>,
     /// `auth-tls-*` (the location's, when a CA was loaded).
     pub(crate) certificate_auth: AuthTls,
+    /// `ssl-passthrough`: the host's TLS goes unterminated to the backend of its `/`
+    /// path (when the proxy runs with `--enable-ssl-passthrough`).
+    pub(crate) ssl_passthrough: bool,
 }
 
 /// A `server-alias` entry: a host name (one-label wildcards allowed), never `_`.
@@ -52,6 +57,7 @@ pub(super) fn parse(reader: &mut Reader<'_>, location: &Location) -> ServerAnnot
         redirect_from_to_www: reader.boolean("from-to-www-redirect").unwrap_or(false),
         ssl_ciphers: reader.text("ssl-ciphers", check_cipher_list),
         ssl_prefer_server_ciphers: reader.boolean("ssl-prefer-server-ciphers"),
+        ssl_passthrough: reader.boolean("ssl-passthrough").unwrap_or(false),
         certificate_auth: if location.certificate_auth.secret.is_some() {
             location.certificate_auth.clone()
         } else {
@@ -74,9 +80,11 @@ mod tests {
             ("from-to-www-redirect", "true"),
             ("ssl-ciphers", "ECDHE-RSA-AES128-GCM-SHA256:!aNULL"),
             ("ssl-prefer-server-ciphers", "true"),
+            ("ssl-passthrough", "true"),
         ]);
         assert!(events.is_empty(), "{events:?}");
         let s = &a.server;
+        assert!(s.ssl_passthrough);
         assert_eq!(s.aliases, ["www.example.com", "*.example.net"]);
         assert!(s.redirect_from_to_www);
         assert_eq!(s.ssl_prefer_server_ciphers, Some(true));
@@ -86,6 +94,7 @@ mod tests {
             ("server-alias", "ok.example.com,bad;host"),
             ("ssl-ciphers", "AES128;rm -rf"),
             ("from-to-www-redirect", "sure"),
+            ("ssl-passthrough", "yes please"),
         ] {
             let (a, _) = parse_map(&[(name, value)]);
             assert!(a.location.denied.is_some(), "{name}: {value:?}");
