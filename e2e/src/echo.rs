@@ -106,6 +106,27 @@ impl EchoServer {
         identity: Identity,
         addr: SocketAddr,
     ) -> std::io::Result<EchoServer> {
+        EchoServer::spawn(instance, identity, addr, None).await
+    }
+
+    /// Starts an echo server named `instance` that speaks TLS with `config` (its own
+    /// certificate) on every connection, then HTTP/1.1 or HTTP/2 as above: a TLS
+    /// upstream, e.g. behind `ssl-passthrough` or `backend-protocol: HTTPS`.
+    pub async fn start_tls(
+        instance: &str,
+        addr: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<EchoServer> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        EchoServer::spawn(instance, Identity::from_env(), addr, Some(acceptor)).await
+    }
+
+    async fn spawn(
+        instance: &str,
+        identity: Identity,
+        addr: SocketAddr,
+        tls: Option<tokio_rustls::TlsAcceptor>,
+    ) -> std::io::Result<EchoServer> {
         let identity = Arc::new(identity);
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
@@ -123,14 +144,29 @@ impl EchoServer {
                 let instance = instance.clone();
                 let identity = identity.clone();
                 let counter = counter.clone();
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |req| {
                         counter.fetch_add(1, Ordering::Relaxed);
                         answer(instance.clone(), identity.clone(), req)
                     });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                        .await;
+                    let builder =
+                        hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    let _ = match tls {
+                        None => {
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .await
+                        }
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            builder
+                                .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                                .await
+                        }
+                    };
                 });
             }
         });

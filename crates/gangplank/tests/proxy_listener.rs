@@ -519,3 +519,160 @@ async fn requests_for_a_host_the_handshake_was_not_made_for_are_misdirected() {
         .unwrap();
     assert_eq!(status, StatusCode::OK);
 }
+
+// --- TLS passthrough ----------------------------------------------------------------
+
+/// A TLS echo upstream named `instance` with its own self-signed certificate for
+/// `pass.test` and `*.wild.test`, and that certificate (to recognise it).
+async fn tls_echo(instance: &str) -> (gangplank_e2e::echo::EchoServer, Vec<u8>) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["pass.test".to_owned(), "*.wild.test".to_owned()])
+            .unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.der().clone()], key)
+    .unwrap();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let server = gangplank_e2e::echo::EchoServer::start_tls(
+        instance,
+        "127.0.0.1:0".parse().unwrap(),
+        Arc::new(config),
+    )
+    .await
+    .unwrap();
+    (server, cert.der().to_vec())
+}
+
+/// A GET over TLS with SNI and `Host` `sni`: the certificate the client was shown,
+/// and the answer. `Err` when the handshake or the request failed.
+async fn fetch_tls(
+    addr: SocketAddr,
+    sni: &str,
+    path: &str,
+) -> Result<(Vec<u8>, (StatusCode, HeaderMap, Bytes)), String> {
+    within(path, async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from(sni.to_owned()).unwrap();
+        let stream = tokio_rustls::TlsConnector::from(tls_client(None))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("handshake: {e}"))?;
+        let shown = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .map(|leaf| leaf.to_vec())
+            .unwrap_or_default();
+        Ok((shown, get_over(stream, sni, path).await?))
+    })
+    .await
+}
+
+/// `pass.test` and `*.wild.test` pass through to `tls_endpoints` (when `passthrough`),
+/// `term.test` is terminated and proxied to the plain echo.
+fn passthrough_config(
+    tls_endpoints: &[SocketAddr],
+    plain: SocketAddr,
+    passthrough: bool,
+) -> serde_json::Value {
+    json!({
+        "backends": [backend("tls", tls_endpoints), backend("plain", &[plain])],
+        "servers": [
+            {"hostname": "pass.test", "sslPassthrough": passthrough,
+             "locations": [{"path": "/", "backend": "tls"}]},
+            {"hostname": "*.wild.test", "sslPassthrough": passthrough,
+             "locations": [{"path": "/", "backend": "tls"}]},
+            {"hostname": "term.test", "locations": [{"path": "/", "backend": "plain"}]},
+        ],
+    })
+}
+
+/// With `--enable-ssl-passthrough`, TLS for a passthrough host (exact or wildcard
+/// name) reaches its backend unterminated: the client sees the upstream's own
+/// certificate, an endpoint that refuses connections is skipped, and other names are
+/// terminated by the proxy as usual. Turning the annotation off applies to the next
+/// connection; a backend without a live endpoint closes the connection.
+#[tokio::test]
+async fn tls_of_passthrough_hosts_reaches_the_backend_unterminated() {
+    let plain = echoes(1).await;
+    let (upstream, upstream_cert) = tls_echo("tls-upstream").await;
+    let dead = free_port();
+    let g = Gangplank::start_with("proxy", &["--enable-ssl-passthrough"]).await;
+    g.apply(passthrough_config(
+        &[dead, upstream.addr()],
+        plain[0].addr(),
+        true,
+    ))
+    .await;
+
+    for round in 0..4 {
+        for sni in ["pass.test", "a.wild.test"] {
+            let (shown, answer) = fetch_tls(g.https, sni, "/hello")
+                .await
+                .unwrap_or_else(|e| panic!("{sni}, round {round}: {e}"));
+            assert_eq!(shown, upstream_cert, "{sni}: the upstream's certificate");
+            let seen = echo_of(&answer);
+            assert_eq!(seen.instance, "tls-upstream");
+            assert_eq!(seen.host, sni);
+            // Not proxied: no forwarding headers were added.
+            assert!(!seen.headers.contains_key("x-forwarded-for"), "{seen:?}");
+        }
+    }
+    assert_eq!(upstream.connections(), 8);
+
+    let (shown, answer) = fetch_tls(g.https, "term.test", "/").await.unwrap();
+    assert_ne!(shown, upstream_cert);
+    let seen = echo_of(&answer);
+    assert_eq!(seen.instance, "echo-0");
+    assert_eq!(seen.headers["x-forwarded-proto"], "https");
+    let (shown, (status, _, _)) = fetch_tls(g.https, "other.test", "/").await.unwrap();
+    assert_ne!(shown, upstream_cert);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // The annotation off: the next connection is terminated by the proxy, which
+    // speaks plain HTTP to the TLS-only endpoint (502).
+    g.apply(passthrough_config(
+        &[upstream.addr()],
+        plain[0].addr(),
+        false,
+    ))
+    .await;
+    let (shown, (status, _, _)) = fetch_tls(g.https, "pass.test", "/").await.unwrap();
+    assert_ne!(shown, upstream_cert);
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+
+    // Nothing to pass through to: the connection is closed.
+    g.apply(passthrough_config(&[dead], plain[0].addr(), true))
+        .await;
+    let failed = fetch_tls(g.https, "pass.test", "/").await;
+    assert!(failed.is_err(), "{:?}", failed.map(|(_, a)| a.0));
+    // Terminated hosts are unaffected.
+    let (_, answer) = fetch_tls(g.https, "term.test", "/").await.unwrap();
+    assert_eq!(echo_of(&answer).instance, "echo-0");
+}
+
+/// Without `--enable-ssl-passthrough` the annotation has no effect, as in
+/// ingress-nginx: the proxy terminates TLS for every host.
+#[tokio::test]
+async fn without_the_flag_passthrough_hosts_are_terminated() {
+    let plain = echoes(1).await;
+    let (upstream, upstream_cert) = tls_echo("tls-upstream").await;
+    let g = Gangplank::start().await;
+    g.apply(passthrough_config(
+        &[upstream.addr()],
+        plain[0].addr(),
+        true,
+    ))
+    .await;
+    let (shown, (status, _, _)) = fetch_tls(g.https, "pass.test", "/").await.unwrap();
+    assert_ne!(shown, upstream_cert);
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+}
