@@ -676,3 +676,75 @@ async fn without_the_flag_passthrough_hosts_are_terminated() {
     assert_ne!(shown, upstream_cert);
     assert_eq!(status, StatusCode::BAD_GATEWAY);
 }
+
+/// The annotation end to end: an Ingress with `ssl-passthrough` in a manifest
+/// directory, `gangplank standalone --enable-ssl-passthrough`, and the client talks
+/// TLS with the Service's endpoint.
+#[tokio::test]
+async fn standalone_passes_through_an_annotated_ingress() {
+    let (upstream, upstream_cert) = tls_echo("tls-upstream").await;
+    let endpoint = upstream.addr();
+    let dir = tempfile::tempdir().unwrap();
+    let manifests = format!(
+        r#"apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {{name: gangplank}}
+spec: {{controller: gangplank.io/ingress-controller}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: vault, namespace: demo}}
+spec:
+  ports: [{{name: https, port: 443, targetPort: {port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: vault-abc
+  namespace: demo
+  labels: {{kubernetes.io/service-name: vault}}
+addressType: IPv4
+ports: [{{name: https, port: {port}}}]
+endpoints: [{{addresses: ["{ip}"], conditions: {{ready: true}}}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: vault
+  namespace: demo
+  annotations: {{nginx.ingress.kubernetes.io/ssl-passthrough: "true"}}
+spec:
+  ingressClassName: gangplank
+  rules:
+  - host: pass.test
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: vault, port: {{name: https}}}}}}}}
+"#,
+        port = endpoint.port(),
+        ip = endpoint.ip(),
+    );
+    std::fs::write(dir.path().join("vault.yaml"), manifests).unwrap();
+    let manifests_dir = dir.path().to_str().unwrap().to_owned();
+    let g = Gangplank::start_with(
+        "standalone",
+        &["--manifests", &manifests_dir, "--enable-ssl-passthrough"],
+    )
+    .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok((shown, answer)) = fetch_tls(g.https, "pass.test", "/v1/sys/health").await
+            && shown == upstream_cert
+        {
+            let seen = echo_of(&answer);
+            assert_eq!(seen.instance, "tls-upstream");
+            assert_eq!(seen.path, "/v1/sys/health");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pass.test was not passed through within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
