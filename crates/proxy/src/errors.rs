@@ -120,10 +120,11 @@ pub async fn intercept(
             // The upstream's body is discarded (its connection is not reused); the
             // `limit-connections` slot moves to the error page's body.
             let connection = connection_slot(response.into_body());
-            Ok(serve(ctx, &path, status, request_id, connection).await)
+            // Boxed: keeps the request's future small when no page is served.
+            Ok(Box::pin(serve(ctx, &path, status, request_id, connection)).await)
         }
         Err(status) if path.errors.covers(status.as_u16()) => {
-            Ok(serve(ctx, &path, status, request_id, None).await)
+            Ok(Box::pin(serve(ctx, &path, status, request_id, None)).await)
         }
         other => other,
     }

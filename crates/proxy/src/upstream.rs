@@ -328,7 +328,9 @@ impl Pool {
                 Err(failed) => return Err(failed),
             }
         }
-        let idle = match self.connect(addr, timeouts.connect).await {
+        // Boxed: new connections are rare on the keep-alive path; the handshake's
+        // future would otherwise size every request's.
+        let idle = match Box::pin(self.connect(addr, timeouts.connect)).await {
             Ok(idle) => idle,
             Err(error) => {
                 return Err(Failed {

@@ -420,17 +420,9 @@ impl Accepted {
             let last = keep_alive_requests != 0
                 && served.get() >= keep_alive_requests
                 && request.version() <= http::Version::HTTP_11;
-            let response = handle(service_ctx.clone(), client.clone(), request);
-            async move {
-                let mut response = response.await?;
-                if last {
-                    response.headers_mut().insert(
-                        http::header::CONNECTION,
-                        http::HeaderValue::from_static("close"),
-                    );
-                }
-                Ok::<_, std::convert::Infallible>(response)
-            }
+            // Returned as is: hyper moves the request's future into its connection
+            // state once; a wrapping async block would move it again on first poll.
+            handle(service_ctx.clone(), client.clone(), request, last)
         });
         let result = match stream {
             Either::Plain(stream) => {

@@ -222,7 +222,7 @@ pub async fn admit<'p, B>(
     }
     if let Some(auth) = &p.basic_auth
         && !(p.satisfy_any && lists_admit)
-        && !auth::check(auth, headers).await
+        && !Box::pin(auth::check(auth, headers)).await
     {
         let mut response = error_page(StatusCode::UNAUTHORIZED);
         response
@@ -259,7 +259,8 @@ pub async fn admit<'p, B>(
         && !(p.satisfy_any && lists_admit)
     {
         let request_id = extauth::request_id(headers);
-        match extauth::check(auth, &p.name, &view, &request_id).await {
+        // Boxed: the auth client's future would otherwise size every request's.
+        match Box::pin(extauth::check(auth, &p.name, &view, &request_id)).await {
             extauth::Decision::Allow { headers, cookies } => {
                 admitted.external = Some(Box::new(extauth::Granted {
                     headers,
