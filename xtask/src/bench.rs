@@ -2026,9 +2026,8 @@ fn print_report(rows: &[Row], notes: &[String], options: &Options, cpus: Cpus) {
             "{tls}: wrk ... -s {RESOLVE_SCRIPT} https://{LOAD_HOST}:<port>{LOAD_PATH} (SNI \
              {LOAD_HOST}; the script connects the name to 127.0.0.1); one self-signed ECDSA \
              P-256 certificate for {CERT_NAME}; TLS 1.2 + 1.3, session cache, no tickets; \
-             nginx closes a client connection after 1000 requests (ingress-nginx's \
-             keep-alive-requests), so wrk makes a full handshake per 1000 requests there; \
-             Gangplank does not enforce keep-alive-requests yet"
+             both close a client connection after 1000 requests (ingress-nginx's \
+             keep-alive-requests), so wrk makes a full handshake per 1000 requests"
         );
     }
     println!();

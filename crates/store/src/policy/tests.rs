@@ -46,14 +46,19 @@ fn a_plain_location_has_nothing_but_the_body_limit() {
 }
 
 #[test]
-fn unenforced_security_settings_fail_closed() {
-    // Client-certificate authentication is the one security setting not enforced yet.
-    let tls = json!({"certificateAuth": {"secret": {"namespace": "d", "name": "ca"}, "caPem": "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"}});
-    let p = compile_one(&GeneralConfig::default(), &server("a", tls));
+fn security_settings_compile_and_fail_closed_when_they_cannot() {
+    // Client certificates: a CA that parses is enforced; one that does not makes the
+    // location unavailable (503) rather than letting clients in unchecked.
+    let ca = include_str!("../../../model/tests/fixtures/example.com.crt");
+    let tls = |pem: &str| json!({"certificateAuth": {"secret": {"namespace": "d", "name": "ca"}, "caPem": pem}});
+    let p = compile_one(&GeneralConfig::default(), &server("a", tls(ca)));
+    assert!(p.unavailable.is_none() && p.client_auth.is_some() && !p.is_empty());
+    let broken = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n";
+    let p = compile_one(&GeneralConfig::default(), &server("a", tls(broken)));
     let reason = p.unavailable.as_deref().unwrap_or_default();
     assert!(reason.contains("auth-tls"), "{reason:?}");
-    assert!(!p.is_empty());
-    // External and digest authentication are enforced now: compiled, not 503.
+    assert!(p.client_auth.is_none() && !p.is_empty());
+    // External and digest authentication: compiled, not 503.
     let p = compile_one(
         &GeneralConfig::default(),
         &server(
@@ -84,7 +89,7 @@ fn unenforced_security_settings_fail_closed() {
         ),
     );
     assert!(p.unavailable.is_none() && p.external_auth.is_none());
-    // Non-security settings are only noted.
+    // Mirroring and custom errors never make a location unavailable.
     let p = compile_one(
         &GeneralConfig::default(),
         &server(
