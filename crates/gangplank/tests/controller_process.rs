@@ -17,27 +17,7 @@ use gangplank_e2e::echo::EchoServer;
 /// Ingress routing `host` to it.
 fn manifests(host: &str, endpoint: SocketAddr) -> String {
     format!(
-        r#"apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {{name: gangplank}}
-spec: {{controller: gangplank.io/ingress-controller}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: demo}}
-spec:
-  ports: [{{name: http, port: 80, targetPort: {port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-abc
-  namespace: demo
-  labels: {{kubernetes.io/service-name: web}}
-addressType: IPv4
-ports: [{{name: http, port: {port}}}]
-endpoints: [{{addresses: ["{ip}"], conditions: {{ready: true}}}}]
----
+        r#"{class}{service}---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata: {{name: web, namespace: demo}}
@@ -49,8 +29,8 @@ spec:
       paths:
       - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{name: http}}}}}}}}
 "#,
-        port = endpoint.port(),
-        ip = endpoint.ip(),
+        class = common::INGRESS_CLASS_YAML,
+        service = common::service_yaml("demo", "web", endpoint),
     )
 }
 

@@ -94,35 +94,7 @@ fn cluster_yaml(annotation: Option<(&str, &str)>, web_port: u16, other_port: u16
         None => String::new(),
     };
     format!(
-        r#"apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {{name: gangplank}}
-spec: {{controller: gangplank.io/ingress-controller}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: corpus}}
-spec: {{ports: [{{port: 80, targetPort: {web_port}}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: web-1, namespace: corpus, labels: {{kubernetes.io/service-name: web}}}}
-addressType: IPv4
-ports: [{{port: {web_port}}}]
-endpoints: [{{addresses: ["127.0.0.1"]}}]
----
-apiVersion: v1
-kind: Service
-metadata: {{name: other, namespace: corpus}}
-spec: {{ports: [{{port: 80, targetPort: {other_port}}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: other-1, namespace: corpus, labels: {{kubernetes.io/service-name: other}}}}
-addressType: IPv4
-ports: [{{port: {other_port}}}]
-endpoints: [{{addresses: ["127.0.0.1"]}}]
----
+        r#"{class}{web}{other}---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
@@ -150,7 +122,10 @@ metadata:
       http:
         paths:
           - {{path: /h, pathType: Prefix, backend: {{service: {{name: other, port: {{number: 80}}}}}}}}
-"#
+"#,
+        class = common::INGRESS_CLASS_YAML,
+        web = common::service_yaml("corpus", "web", ([127, 0, 0, 1], web_port).into()),
+        other = common::service_yaml("corpus", "other", ([127, 0, 0, 1], other_port).into()),
     )
 }
 

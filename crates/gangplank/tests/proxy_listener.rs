@@ -683,30 +683,9 @@ async fn without_the_flag_passthrough_hosts_are_terminated() {
 #[tokio::test]
 async fn standalone_passes_through_an_annotated_ingress() {
     let (upstream, upstream_cert) = tls_echo("tls-upstream").await;
-    let endpoint = upstream.addr();
     let dir = tempfile::tempdir().unwrap();
     let manifests = format!(
-        r#"apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {{name: gangplank}}
-spec: {{controller: gangplank.io/ingress-controller}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: vault, namespace: demo}}
-spec:
-  ports: [{{name: https, port: 443, targetPort: {port}}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: vault-abc
-  namespace: demo
-  labels: {{kubernetes.io/service-name: vault}}
-addressType: IPv4
-ports: [{{name: https, port: {port}}}]
-endpoints: [{{addresses: ["{ip}"], conditions: {{ready: true}}}}]
----
+        r#"{class}{service}---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
 metadata:
@@ -719,10 +698,10 @@ spec:
   - host: pass.test
     http:
       paths:
-      - {{path: /, pathType: Prefix, backend: {{service: {{name: vault, port: {{name: https}}}}}}}}
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: vault, port: {{name: http}}}}}}}}
 "#,
-        port = endpoint.port(),
-        ip = endpoint.ip(),
+        class = INGRESS_CLASS_YAML,
+        service = service_yaml("demo", "vault", upstream.addr()),
     );
     std::fs::write(dir.path().join("vault.yaml"), manifests).unwrap();
     let manifests_dir = dir.path().to_str().unwrap().to_owned();

@@ -235,3 +235,36 @@ pub async fn echoes(n: usize) -> Vec<EchoServer> {
     }
     servers
 }
+
+/// The IngressClass `gangplank` of the manifest-directory tests.
+pub const INGRESS_CLASS_YAML: &str = "apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: gangplank}
+spec: {controller: gangplank.io/ingress-controller}
+";
+
+/// A Service `namespace/name` (port 80, named `http`) and its EndpointSlice holding
+/// `endpoint`, as YAML documents (each preceded by `---`).
+pub fn service_yaml(namespace: &str, name: &str, endpoint: SocketAddr) -> String {
+    format!(
+        r#"---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  ports: [{{name: http, port: 80, targetPort: {port}}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-1
+  namespace: {namespace}
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv4
+ports: [{{name: http, port: {port}}}]
+endpoints: [{{addresses: ["{ip}"], conditions: {{ready: true}}}}]
+"#,
+        port = endpoint.port(),
+        ip = endpoint.ip(),
+    )
+}
