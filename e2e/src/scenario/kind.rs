@@ -330,6 +330,15 @@ impl Cluster for KindCluster {
         services: &[ServiceSpec],
         objects: Vec<Value>,
     ) -> ClusterResult<()> {
+        if let Some(spec) = services.iter().find(|s| s.tls.is_some()) {
+            return Err(ClusterError::Unsupported {
+                driver: "kind",
+                what: format!(
+                    "TLS echo replicas (service {:?}); the echo image has no TLS mode yet",
+                    spec.name
+                ),
+            });
+        }
         self.namespace = namespace.to_owned();
         self.kubectl_apply(vec![json!({
             "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}

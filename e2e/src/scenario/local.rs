@@ -11,7 +11,10 @@
 //!   Service's EndpointSlice itself (the stand-in runs no controllers). Scaling and
 //!   rollouts start replicas before adding them to the slice, and stop them only
 //!   after the proxy's backends no longer list them, as a Pod's readiness and
-//!   termination grace do in a cluster.
+//!   termination grace do in a cluster. Replicas of a `tls` Service speak TLS with
+//!   that certificate (written to the temporary directory).
+//! - The proxy runs with `--enable-ssl-passthrough` (every TLS connection's SNI is read
+//!   first), so the TLS scenarios also check that termination is unaffected by it.
 //! - The chart's baseline is reproduced: namespace `gangplank`, IngressClass
 //!   `gangplank`, ConfigMap `gangplank/gangplank` (`--configmap`), status published
 //!   as `--publish-status-address 127.0.0.1`, leader election on a Lease.
@@ -141,6 +144,8 @@ struct Replica {
 struct Replicas {
     next_index: usize,
     live: Vec<Replica>,
+    /// Certificate and key files the replicas serve TLS with (`tls` Services).
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// The local driver. See the module docs.
@@ -267,6 +272,7 @@ impl LocalCluster {
         let mut command = Command::new(&self.bins.gangplank);
         command
             .arg("proxy")
+            .arg("--enable-ssl-passthrough")
             .arg("--http-listen")
             .arg(self.http.to_string())
             .arg("--https-listen")
@@ -367,6 +373,13 @@ impl LocalCluster {
         replicas.next_index += 1;
         let instance = format!("{}/{service}/{index}", self.namespace);
         let mut command = Command::new(&self.bins.echo);
+        if let Some((cert, key)) = &replicas.tls {
+            command
+                .arg("--tls-cert")
+                .arg(cert)
+                .arg("--tls-key")
+                .arg(key);
+        }
         command
             .arg("--listen")
             .arg(addr.to_string())
@@ -531,7 +544,20 @@ impl Cluster for LocalCluster {
         }))?;
         for spec in services {
             self.api_apply(service_object(namespace, &spec.name))?;
-            self.services.entry(spec.name.clone()).or_default();
+            let tls = match &spec.tls_cert {
+                Some(cert) => {
+                    let files = (
+                        self.path.join(format!("{}-tls.crt", spec.name)),
+                        self.path.join(format!("{}-tls.key", spec.name)),
+                    );
+                    std::fs::write(&files.0, &cert.cert_pem)
+                        .and_then(|()| std::fs::write(&files.1, &cert.key_pem))
+                        .map_err(|e| format!("writing the TLS files of {}: {e}", spec.name))?;
+                    Some(files)
+                }
+                None => None,
+            };
+            self.services.entry(spec.name.clone()).or_default().tls = tls;
             for _ in 0..spec.replicas {
                 self.start_replica(&spec.name).await?;
             }

@@ -15,6 +15,8 @@
 //! services:                           # echo-backed Services (port `http`, 80)
 //!   - {name: web, replicas: 2}
 //!   - {name: web-canary}              # replicas: 1
+//! # - {name: vault, tls: vault-tls}   # replicas speak TLS with a `tls_secrets` cert
+//! #                                   # (local driver only; the kind driver skips)
 //! tls_secrets:                        # self-signed kubernetes.io/tls Secrets
 //!   - {name: web-tls, hosts: [canary.example]}
 //! manifests: |                        # applied at the start; namespace defaults to the scenario's

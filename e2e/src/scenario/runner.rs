@@ -214,8 +214,21 @@ async fn run_steps<C: Cluster>(
         scenario.manifests.clone(),
         &scenario.namespace,
     ));
+    // TLS echo replicas serve their `tls_secrets` certificate.
+    let services: Vec<_> = scenario
+        .services
+        .iter()
+        .map(|spec| {
+            let mut spec = spec.clone();
+            spec.tls_cert = spec
+                .tls
+                .as_ref()
+                .and_then(|name| state.certs.get(name).cloned());
+            spec
+        })
+        .collect();
     cluster
-        .setup(&scenario.namespace, &scenario.services, objects)
+        .setup(&scenario.namespace, &services, objects)
         .await
         .map_err(|e| match StepError::from(e) {
             StepError::Failed(m) => StepError::Failed(format!("set-up: {m}")),

@@ -67,6 +67,13 @@ pub struct ServiceSpec {
     /// How many echo replicas serve it at the start (default 1).
     #[serde(default = "one")]
     pub replicas: usize,
+    /// The replicas speak TLS with this `tls_secrets` certificate (a backend for
+    /// `ssl-passthrough` or `backend-protocol: HTTPS`).
+    #[serde(default)]
+    pub tls: Option<String>,
+    /// The certificate of `tls`, filled in by the runner before set-up.
+    #[serde(skip)]
+    pub tls_cert: Option<crate::scenario::tls::GeneratedCert>,
 }
 
 /// A `kubernetes.io/tls` Secret with a fresh self-signed certificate for `hosts`.
@@ -955,6 +962,16 @@ fn check(scenario: &Scenario) -> Result<(), String> {
         }
         if s.hosts.is_empty() {
             return Err(format!("tls secret {:?} has no hosts", s.name));
+        }
+    }
+    for s in &scenario.services {
+        if let Some(name) = &s.tls
+            && !secrets.contains(name.as_str())
+        {
+            return Err(format!(
+                "service {:?}: tls {name:?} is not one of `tls_secrets`",
+                s.name
+            ));
         }
     }
     let mut remembered = BTreeSet::new();

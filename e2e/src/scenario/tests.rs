@@ -188,6 +188,11 @@ fn references_between_steps_are_checked() {
     assert!(e.contains("`cert` needs `tls: true`"), "{e}");
     let e = error(&format!("{HEAD}steps:\n- rotate_secret: nope\n"));
     assert!(e.contains("tls_secrets"), "{e}");
+    let e = error("name: t\ndescription: d\nservices: [{name: web, tls: nope}]\nsteps: []\n");
+    assert!(
+        e.contains("service \"web\": tls \"nope\" is not one of `tls_secrets`"),
+        "{e}"
+    );
 }
 
 #[test]
