@@ -3,7 +3,9 @@
 //!
 //! Plain listeners serve HTTP/1.1 and HTTP/2 with prior knowledge; TLS listeners do
 //! the handshake (certificate by SNI, see [`crate::tls`]) inside the connection's task,
-//! so a slow handshake never blocks accepting, then serve HTTP/1.1 or HTTP/2.
+//! so a slow handshake never blocks accepting, then serve HTTP/1.1 or HTTP/2. With
+//! `--enable-ssl-passthrough` they read the ClientHello's SNI first and pipe the
+//! connections of `ssl-passthrough` hosts to their backend ([`crate::passthrough`]).
 //!
 //! Shutdown ([`Proxy::shutdown`]): listeners close at once (new connections are
 //! refused), open connections finish their in-flight requests (HTTP/1 keep-alive
