@@ -126,6 +126,75 @@ pub fn new_request_id() -> HeaderValue {
 /// Removes hop-by-hop headers, including those named by `Connection`. Returns the
 /// `Upgrade` value when the message asks for a protocol upgrade.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
+    strip_hop_by_hop_seen(headers, Seen::scan(headers))
+}
+
+/// Which of the names the rewrites look at a header map holds, from one pass over its
+/// names: most requests and responses carry none or one of them, and a lookup or
+/// removal of an absent name costs a hash each (a dozen per request otherwise).
+#[derive(Debug, Clone, Copy, Default)]
+struct Seen(u16);
+
+impl Seen {
+    const CONNECTION: u16 = 1;
+    const KEEP_ALIVE: u16 = 1 << 1;
+    const PROXY_CONNECTION: u16 = 1 << 2;
+    const TE: u16 = 1 << 3;
+    const TRAILER: u16 = 1 << 4;
+    const TRANSFER_ENCODING: u16 = 1 << 5;
+    const UPGRADE: u16 = 1 << 6;
+    const HOP_BY_HOP: u16 = (1 << 7) - 1;
+    const PROXY: u16 = 1 << 7;
+    const X_FORWARDED_FOR: u16 = 1 << 8;
+    const X_FORWARDED_HOST: u16 = 1 << 9;
+    const X_REQUEST_ID: u16 = 1 << 10;
+
+    fn scan(headers: &HeaderMap) -> Seen {
+        let mut seen = 0;
+        for name in headers.keys() {
+            seen |= Seen::bit(name);
+        }
+        Seen(seen)
+    }
+
+    fn bit(name: &HeaderName) -> u16 {
+        // Standard names compare by their tag; the others by their bytes.
+        if name == header::CONNECTION {
+            Seen::CONNECTION
+        } else if name == header::TE {
+            Seen::TE
+        } else if name == header::TRAILER {
+            Seen::TRAILER
+        } else if name == header::TRANSFER_ENCODING {
+            Seen::TRANSFER_ENCODING
+        } else if name == header::UPGRADE {
+            Seen::UPGRADE
+        } else if name == KEEP_ALIVE {
+            Seen::KEEP_ALIVE
+        } else if name == PROXY_CONNECTION {
+            Seen::PROXY_CONNECTION
+        } else if name == PROXY {
+            Seen::PROXY
+        } else if name == X_FORWARDED_FOR {
+            Seen::X_FORWARDED_FOR
+        } else if name == X_FORWARDED_HOST {
+            Seen::X_FORWARDED_HOST
+        } else if name == X_REQUEST_ID {
+            Seen::X_REQUEST_ID
+        } else {
+            0
+        }
+    }
+
+    fn has(self, bits: u16) -> bool {
+        self.0 & bits != 0
+    }
+}
+
+fn strip_hop_by_hop_seen(headers: &mut HeaderMap, seen: Seen) -> Option<HeaderValue> {
+    if !seen.has(Seen::HOP_BY_HOP) {
+        return None;
+    }
     let upgrade = headers.get(header::UPGRADE).cloned();
     let mut named: Vec<HeaderName> = Vec::new();
     let mut asks_upgrade = false;
@@ -143,16 +212,18 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
     for name in named {
         headers.remove(name);
     }
-    for name in [
-        &header::CONNECTION,
-        &KEEP_ALIVE,
-        &PROXY_CONNECTION,
-        &header::TE,
-        &header::TRAILER,
-        &header::TRANSFER_ENCODING,
-        &header::UPGRADE,
+    for (bit, name) in [
+        (Seen::CONNECTION, &header::CONNECTION),
+        (Seen::KEEP_ALIVE, &KEEP_ALIVE),
+        (Seen::PROXY_CONNECTION, &PROXY_CONNECTION),
+        (Seen::TE, &header::TE),
+        (Seen::TRAILER, &header::TRAILER),
+        (Seen::TRANSFER_ENCODING, &header::TRANSFER_ENCODING),
+        (Seen::UPGRADE, &header::UPGRADE),
     ] {
-        headers.remove(name);
+        if seen.has(bit) {
+            headers.remove(name);
+        }
     }
     upgrade.filter(|_| asks_upgrade)
 }
@@ -174,8 +245,11 @@ pub fn to_upstream_with(
 ) {
     // Room for the forwarded headers below, so the map grows at most once.
     headers.reserve(10);
-    let upgrade = strip_hop_by_hop(headers);
-    headers.remove(&PROXY);
+    let seen = Seen::scan(headers);
+    let upgrade = strip_hop_by_hop_seen(headers, seen);
+    if seen.has(Seen::PROXY) {
+        headers.remove(&PROXY);
+    }
 
     let forwarded = client.forwarded.as_deref();
     let scheme = match forwarded.and_then(|f| f.proto.clone()) {
@@ -183,8 +257,16 @@ pub fn to_upstream_with(
         None if client.https => HeaderValue::from_static("https"),
         None => HeaderValue::from_static("http"),
     };
-    let original_host = headers.get(&X_FORWARDED_HOST).cloned();
-    let original_for = headers.remove(&X_FORWARDED_FOR);
+    let original_host = if seen.has(Seen::X_FORWARDED_HOST) {
+        headers.get(&X_FORWARDED_HOST).cloned()
+    } else {
+        None
+    };
+    let original_for = if seen.has(Seen::X_FORWARDED_FOR) {
+        headers.remove(&X_FORWARDED_FOR)
+    } else {
+        None
+    };
     let remote = client.remote_ip.clone();
     let port = match forwarded.and_then(|f| f.port.clone()) {
         Some(port) => port,
@@ -192,7 +274,7 @@ pub fn to_upstream_with(
     };
 
     headers.insert(header::HOST, host.clone());
-    if generate_request_id && !headers.contains_key(&X_REQUEST_ID) {
+    if generate_request_id && !seen.has(Seen::X_REQUEST_ID) {
         headers.insert(X_REQUEST_ID.clone(), new_request_id());
     }
     headers.insert(X_REAL_IP.clone(), remote.clone());
@@ -419,5 +501,128 @@ mod tests {
         assert_eq!(h["server"], "gangplank");
         assert!(!h.contains_key("keep-alive"));
         assert_eq!(h["content-length"], "5");
+    }
+
+    /// The rewrites as they were before names were scanned once: every lookup and
+    /// removal done unconditionally. The scan must change nothing but the cost.
+    fn reference_strip(headers: &mut HeaderMap) -> Option<HeaderValue> {
+        let upgrade = headers.get(header::UPGRADE).cloned();
+        let mut named: Vec<HeaderName> = Vec::new();
+        let mut asks_upgrade = false;
+        for value in headers.get_all(header::CONNECTION) {
+            if let Ok(text) = value.to_str() {
+                for token in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    if token.eq_ignore_ascii_case("upgrade") {
+                        asks_upgrade = true;
+                    } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
+                        named.push(name);
+                    }
+                }
+            }
+        }
+        for name in named {
+            headers.remove(name);
+        }
+        for name in [
+            &header::CONNECTION,
+            &KEEP_ALIVE,
+            &PROXY_CONNECTION,
+            &header::TE,
+            &header::TRAILER,
+            &header::TRANSFER_ENCODING,
+            &header::UPGRADE,
+        ] {
+            headers.remove(name);
+        }
+        upgrade.filter(|_| asks_upgrade)
+    }
+
+    fn reference_to_upstream(headers: &mut HeaderMap, host: &HeaderValue, client: &ClientInfo) {
+        let upgrade = reference_strip(headers);
+        headers.remove(&PROXY);
+        let scheme = HeaderValue::from_static(if client.https { "https" } else { "http" });
+        let original_host = headers.get(&X_FORWARDED_HOST).cloned();
+        let original_for = headers.remove(&X_FORWARDED_FOR);
+        let remote = client.remote_ip.clone();
+        headers.insert(header::HOST, host.clone());
+        if !headers.contains_key(&X_REQUEST_ID) {
+            headers.insert(X_REQUEST_ID.clone(), HeaderValue::from_static("generated"));
+        }
+        headers.insert(X_REAL_IP.clone(), remote.clone());
+        headers.insert(X_FORWARDED_FOR.clone(), remote);
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+        headers.insert(
+            X_FORWARDED_PORT.clone(),
+            HeaderValue::from(client.local_port),
+        );
+        headers.insert(X_FORWARDED_PROTO.clone(), scheme.clone());
+        headers.insert(X_FORWARDED_SCHEME.clone(), scheme.clone());
+        headers.insert(X_SCHEME.clone(), scheme);
+        if let Some(v) = original_for {
+            headers.insert(X_ORIGINAL_FORWARDED_FOR.clone(), v);
+        }
+        if let Some(v) = original_host {
+            headers.insert(X_ORIGINAL_FORWARDED_HOST.clone(), v);
+        }
+        if let Some(protocol) = upgrade {
+            headers.insert(header::UPGRADE, protocol);
+            headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
+    }
+
+    fn header_maps() -> impl proptest::strategy::Strategy<Value = HeaderMap> {
+        use proptest::prelude::*;
+        let names = prop::sample::select(vec![
+            "connection",
+            "keep-alive",
+            "proxy-connection",
+            "te",
+            "trailer",
+            "transfer-encoding",
+            "upgrade",
+            "proxy",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-request-id",
+            "x-custom",
+            "accept",
+            "user-agent",
+        ]);
+        let values = prop::sample::select(vec![
+            "upgrade",
+            "keep-alive",
+            "close, x-custom",
+            "Upgrade, accept",
+            "websocket",
+            "1.2.3.4",
+        ]);
+        prop::collection::vec((names, values), 0..10).prop_map(|pairs| {
+            let mut h = HeaderMap::new();
+            for (name, value) in pairs {
+                h.append(name, HeaderValue::from_static(value));
+            }
+            h
+        })
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn scanning_names_once_changes_nothing(headers in header_maps()) {
+            let mut fast = headers.clone();
+            let mut slow = headers.clone();
+            proptest::prop_assert_eq!(strip_hop_by_hop(&mut fast), reference_strip(&mut slow));
+            proptest::prop_assert_eq!(&fast, &slow);
+
+            let host = HeaderValue::from_static("app.example.com");
+            let mut fast = headers.clone();
+            let mut slow = headers;
+            // The reference stands in a fixed id where a missing one is generated.
+            to_upstream_with(&mut fast, &host, &client(), true);
+            if !slow.contains_key(&X_REQUEST_ID) {
+                fast.insert(X_REQUEST_ID.clone(), HeaderValue::from_static("generated"));
+            }
+            reference_to_upstream(&mut slow, &host, &client());
+            proptest::prop_assert_eq!(fast, slow);
+        }
     }
 }
