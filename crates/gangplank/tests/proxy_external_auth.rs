@@ -410,15 +410,6 @@ async fn digest_authentication() {
     assert!(headers.contains_key("www-authenticate"));
 }
 
-async fn get(
-    addr: SocketAddr,
-    host: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (StatusCode, HeaderMap, Bytes) {
-    Conn::open(addr).await.send(host, path, headers).await
-}
-
 /// `https` auth services (TLS with SNI, names resolved by the proxy's resolver) and
 /// `auth-always-set-cookie`: the auth answer's cookie reaches the client on a 401 only
 /// with it, and always on the sign-in redirect.

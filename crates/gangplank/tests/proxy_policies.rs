@@ -18,46 +18,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 mod common;
 use common::*;
 
-/// One request on a new connection: `(status, headers, body)`.
-async fn request(
-    addr: SocketAddr,
-    method: Method,
-    host: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> (StatusCode, HeaderMap, Bytes) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", host);
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    let response = sender
-        .send_request(req.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, body)
-}
-
-async fn get(
-    addr: SocketAddr,
-    host: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (StatusCode, HeaderMap, Bytes) {
-    request(addr, Method::GET, host, path, headers, Vec::new()).await
-}
-
 /// The upstream's view of a request that must succeed.
 async fn echo(addr: SocketAddr, host: &str, path: &str, headers: &[(&str, &str)]) -> Echo {
     let (status, _, body) = get(addr, host, path, headers).await;

@@ -98,9 +98,19 @@ pub fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
 }
 
 /// Accepts every certificate; signatures are still checked with the provider's
-/// algorithms, so a handshake proves the server holds the certificate's key.
+/// algorithms, so a handshake proves the server holds the certificate's key. Also
+/// used by the process-level tests, which look at the served certificate themselves.
 #[derive(Debug)]
-struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+pub struct AcceptAny(Arc<rustls::crypto::CryptoProvider>);
+
+impl AcceptAny {
+    /// With ring's algorithms (the provider of the whole workspace).
+    pub fn ring() -> Arc<AcceptAny> {
+        Arc::new(AcceptAny(
+            Arc::new(rustls::crypto::ring::default_provider()),
+        ))
+    }
+}
 
 impl ServerCertVerifier for AcceptAny {
     fn verify_server_cert(
