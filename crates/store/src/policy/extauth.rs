@@ -344,14 +344,11 @@ fn durations(list: &[CacheDuration]) -> Vec<(u16, Duration)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::fixtures::general;
     use serde_json::json;
 
     fn location(mut value: serde_json::Value) -> Location {
         value["backend"] = json!("b");
-        serde_json::from_value(value).unwrap()
-    }
-
-    fn general(value: serde_json::Value) -> GeneralConfig {
         serde_json::from_value(value).unwrap()
     }
 

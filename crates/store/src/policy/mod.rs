@@ -527,4 +527,6 @@ impl CompiledPolicies {
 }
 
 #[cfg(test)]
+mod fixtures;
+#[cfg(test)]
 mod tests;

@@ -151,19 +151,8 @@ pub fn hsts_value(general: &GeneralConfig) -> Option<HeaderValue> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::fixtures::{general, location};
     use serde_json::json;
-
-    fn general(value: serde_json::Value) -> GeneralConfig {
-        serde_json::from_value(value).unwrap()
-    }
-
-    fn location(value: serde_json::Value) -> Location {
-        let mut base = json!({"path": "/", "backend": "b"});
-        base.as_object_mut()
-            .unwrap()
-            .extend(value.as_object().unwrap().clone());
-        serde_json::from_value(base).unwrap()
-    }
 
     #[test]
     fn hsts_header_text() {

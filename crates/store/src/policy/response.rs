@@ -212,19 +212,8 @@ impl ResponsePolicies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::fixtures::{general, location};
     use serde_json::json;
-
-    fn location(value: serde_json::Value) -> Location {
-        let mut base = json!({"path": "/", "backend": "b"});
-        base.as_object_mut()
-            .unwrap()
-            .extend(value.as_object().unwrap().clone());
-        serde_json::from_value(base).unwrap()
-    }
-
-    fn general(value: serde_json::Value) -> GeneralConfig {
-        serde_json::from_value(value).unwrap()
-    }
 
     #[test]
     fn gzip_is_off_by_default_and_html_is_always_compressed() {

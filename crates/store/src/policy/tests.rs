@@ -2,11 +2,8 @@ use serde_json::json;
 
 use super::*;
 use crate::backends::BackendTable;
+use crate::policy::fixtures::general;
 use crate::routes::RouteTable;
-
-fn general(value: serde_json::Value) -> GeneralConfig {
-    serde_json::from_value(value).unwrap()
-}
 
 fn server(host: &str, location: serde_json::Value) -> Server {
     let mut l = json!({"path": "/", "backend": "b"});

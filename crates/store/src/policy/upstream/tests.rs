@@ -3,20 +3,13 @@
 use serde_json::json;
 
 use super::*;
+use crate::policy::fixtures::location;
 
 const CRT: &str = include_str!("../../../../model/tests/fixtures/example.com.crt");
 const KEY: &str = include_str!("../../../../model/tests/fixtures/example.com.key");
 const OTHER_KEY: &str = include_str!("../../../../model/tests/fixtures/other.key");
 /// A valid PEM envelope around bytes that are not a certificate.
 const GARBAGE: &str = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
-
-fn location(value: serde_json::Value) -> Location {
-    let mut l = json!({"path": "/", "backend": "b"});
-    l.as_object_mut()
-        .unwrap()
-        .extend(value.as_object().unwrap().clone());
-    serde_json::from_value(l).unwrap()
-}
 
 fn compile_with(
     value: serde_json::Value,
