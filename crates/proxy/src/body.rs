@@ -9,6 +9,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::upstream::{UpstreamBody, UpstreamBodyError};
+
 use crate::policy::limit::ConnectionGuard;
 use crate::telemetry::{RequestRecord, Telemetry};
 use crate::upstream::Checkin;
@@ -61,7 +63,7 @@ pub enum ProxyBody {
     /// the body ends.
     Upstream {
         /// The upstream body.
-        body: Incoming,
+        body: UpstreamBody,
         /// Returns the connection to the pool at the end of the body.
         checkin: Option<Checkin>,
         /// Finishes the access log record and metrics at the end of the body.
@@ -116,12 +118,12 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = UpstreamBodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
         match self.get_mut() {
             ProxyBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             ProxyBody::Upstream {

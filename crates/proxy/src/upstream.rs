@@ -1,9 +1,12 @@
 //! Per-worker pools of upstream connections.
 //!
 //! Each worker thread owns one [`Pool`]; its locks are never contended across threads.
-//! Three kinds of connections never mix, since they are kept apart by key:
-//! - plain HTTP/1.1 keep-alive connections, keyed by address ([`Pool::send`], the
-//!   fast path: nothing else is looked at for plain HTTP backends);
+//! Four kinds of connections never mix, since they are kept apart by key:
+//! - plain HTTP/1.1 keep-alive connections for requests without a body, keyed by
+//!   address and driven by the request's own task ([`h1`], the fast path: nothing
+//!   else is looked at for a plain HTTP `GET`);
+//! - plain HTTP/1.1 keep-alive connections through hyper's client, keyed by address,
+//!   for requests with a body or an upgrade ([`Pool::send`] picks);
 //! - HTTP/1.1 over TLS (`backend-protocol: HTTPS`, `AUTO_HTTP` for HTTPS clients),
 //!   keyed by address and TLS client configuration ([`tls`]);
 //! - HTTP/2 (`GRPC` cleartext with prior knowledge, `GRPCS` over TLS), one multiplexed
@@ -25,15 +28,20 @@
 //! ([`gangplank_store::policy::UpstreamTls`]); connecting only clones their `Arc`.
 
 pub mod grpc;
+pub mod h1;
 pub mod h2;
 pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::{Request, Response, StatusCode};
+use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -129,6 +137,9 @@ pub enum UpstreamError {
     /// No response header within the read timeout.
     #[error("no response within {0:?}")]
     ReadTimeout(Duration),
+    /// The fast path's exchange failed ([`h1`]).
+    #[error("upstream exchange failed: {0}")]
+    Http1(h1::Http1Error),
 }
 
 impl UpstreamError {
@@ -148,6 +159,56 @@ impl UpstreamError {
             self,
             UpstreamError::ConnectTimeout(_) | UpstreamError::ReadTimeout(_)
         )
+    }
+}
+
+/// An upstream response's body: read by hyper's client, or by the request's own task
+/// on the fast path ([`h1`]).
+#[derive(Debug)]
+pub enum UpstreamBody {
+    /// Through hyper's client (requests with a body, upgrades, TLS, HTTP/2).
+    Hyper(Incoming),
+    /// Through the fast path.
+    Http1(h1::Body),
+}
+
+/// Why an upstream body broke off.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamBodyError {
+    /// hyper's client reported it.
+    #[error(transparent)]
+    Hyper(#[from] hyper::Error),
+    /// The fast path reported it.
+    #[error(transparent)]
+    Http1(#[from] h1::Http1Error),
+}
+
+impl http_body::Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = UpstreamBodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamBodyError>>> {
+        match self.get_mut() {
+            UpstreamBody::Hyper(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            UpstreamBody::Http1(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            UpstreamBody::Hyper(body) => body.is_end_stream(),
+            UpstreamBody::Http1(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            UpstreamBody::Hyper(body) => body.size_hint(),
+            UpstreamBody::Http1(body) => body.size_hint(),
+        }
     }
 }
 
@@ -201,9 +262,15 @@ impl Idle {
     }
 }
 
+/// Idle fast-path connections by address. Boxed: a connection moves between the pool
+/// and the response body it streams, which stays small that way.
+type FastPathIdle = HashMap<SocketAddr, Vec<Box<h1::Conn>>>;
+
 /// One worker's connection pool.
 #[derive(Debug)]
 pub struct Pool {
+    /// The fast path's connections ([`h1`]).
+    h1_idle: Mutex<FastPathIdle>,
     idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
     /// HTTP/1.1 over TLS, by address and configuration ([`tls`]).
     tls_idle: Mutex<HashMap<tls::Key, Vec<Idle>>>,
@@ -232,6 +299,7 @@ impl Pool {
     /// An empty pool.
     pub fn new(settings: PoolSettings) -> Arc<Pool> {
         Arc::new(Pool {
+            h1_idle: Mutex::new(HashMap::new()),
             idle: Mutex::new(HashMap::new()),
             tls_idle: Mutex::new(HashMap::new()),
             h2: Mutex::new(h2::Connections::default()),
@@ -241,7 +309,53 @@ impl Pool {
 
     /// Number of idle HTTP/1 connections (all upstreams, plain and TLS).
     pub fn idle_count(&self) -> usize {
-        self.lock().values().map(Vec::len).sum::<usize>() + self.tls_idle_count()
+        self.plain_idle_count() + self.tls_idle_count()
+    }
+
+    /// Idle plain HTTP/1 connections, fast path and hyper's.
+    fn plain_idle_count(&self) -> usize {
+        self.lock().values().map(Vec::len).sum::<usize>() + self.h1_idle_count()
+    }
+
+    fn h1_idle_count(&self) -> usize {
+        self.h1_lock().values().map(Vec::len).sum()
+    }
+
+    fn h1_lock(&self) -> std::sync::MutexGuard<'_, FastPathIdle> {
+        // The map holds only idle connections; after a panic elsewhere it is still valid.
+        self.h1_idle.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Puts a fast-path connection back after a complete response.
+    pub(crate) fn put_h1(&self, mut conn: Box<h1::Conn>) {
+        let s = &self.settings;
+        let now = Instant::now();
+        if conn.requests >= s.max_requests || now.duration_since(conn.created) >= s.max_lifetime {
+            return;
+        }
+        conn.since = now;
+        let hyper_idle: usize = self.lock().values().map(Vec::len).sum();
+        let mut map = self.h1_lock();
+        let total = hyper_idle + map.values().map(Vec::len).sum::<usize>();
+        if total >= s.max_idle {
+            return;
+        }
+        map.entry(conn.addr()).or_default().push(conn);
+    }
+
+    fn take_h1(&self, addr: SocketAddr) -> Option<Box<h1::Conn>> {
+        let mut map = self.h1_lock();
+        let list = map.get_mut(&addr)?;
+        let now = Instant::now();
+        while let Some(conn) = list.pop() {
+            let fresh = now.duration_since(conn.since) < self.settings.idle_timeout
+                && now.duration_since(conn.created) < self.settings.max_lifetime
+                && conn.is_open();
+            if fresh {
+                return Some(conn);
+            }
+        }
+        None
     }
 
     /// Sends `request` over `transport`: [`Pool::send`] for plain HTTP, otherwise TLS
@@ -254,16 +368,17 @@ impl Pool {
         transport: Transport<'_>,
         request: Request<RequestBody>,
         timeouts: Timeouts,
-    ) -> Result<(Response<Incoming>, Option<Checkin>), Failed> {
+    ) -> Result<(Response<UpstreamBody>, Option<Checkin>), Failed> {
         match transport {
             Transport::Http1 => self.send(addr, request, timeouts).await,
-            Transport::Http1Tls(config) => {
-                self.send_tls(addr, host, config, request, timeouts).await
-            }
+            Transport::Http1Tls(config) => self
+                .send_tls(addr, host, config, request, timeouts)
+                .await
+                .map(|(response, checkin)| (response.map(UpstreamBody::Hyper), checkin)),
             Transport::H2(config) => self
                 .send_h2(addr, host, config, request, timeouts)
                 .await
-                .map(|response| (response, None)),
+                .map(|response| (response.map(UpstreamBody::Hyper), None)),
         }
     }
 
@@ -284,8 +399,9 @@ impl Pool {
         {
             return;
         }
+        let fast_path_idle = self.h1_idle_count();
         let mut map = self.lock();
-        let total: usize = map.values().map(Vec::len).sum();
+        let total = fast_path_idle + map.values().map(Vec::len).sum::<usize>();
         if total >= s.max_idle {
             return;
         }
@@ -308,14 +424,102 @@ impl Pool {
 
     /// Sends `request` to `addr` on a pooled or new connection and waits for the
     /// response header. On success, the `Checkin` (if the connection may be reused)
-    /// must travel with the response body.
+    /// must travel with the response body. Requests without a body take the fast
+    /// path ([`h1`]); their body returns its connection itself.
     pub async fn send(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        request: Request<RequestBody>,
+        timeouts: Timeouts,
+    ) -> Result<(Response<UpstreamBody>, Option<Checkin>), Failed> {
+        if h1::eligible(&request) {
+            return self
+                .send_h1(addr, request, timeouts)
+                .await
+                .map(|response| (response, None));
+        }
+        // Boxed: the fast path is the common one, and sizes every request's future.
+        Box::pin(self.send_hyper(addr, request, timeouts))
+            .await
+            .map(|(response, checkin)| (response.map(UpstreamBody::Hyper), checkin))
+    }
+
+    /// The fast path: pooled connections first, a new one if none is left.
+    async fn send_h1(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        mut request: Request<RequestBody>,
+        timeouts: Timeouts,
+    ) -> Result<Response<UpstreamBody>, Failed> {
+        while let Some(conn) = self.take_h1(addr) {
+            match self.exchange_h1(conn, true, request, timeouts).await {
+                Ok(response) => return Ok(response),
+                // Closed by the upstream while the request was on its way: again,
+                // on the next connection.
+                Err(Failed {
+                    request: Some(r), ..
+                }) => request = r,
+                Err(failed) => return Err(failed),
+            }
+        }
+        let stream = match Box::pin(connect_tcp(addr, timeouts.connect)).await {
+            Ok(stream) => stream,
+            Err(error) => {
+                return Err(Failed {
+                    error,
+                    request: Some(request),
+                });
+            }
+        };
+        self.exchange_h1(h1::Conn::new(stream, addr), false, request, timeouts)
+            .await
+    }
+
+    async fn exchange_h1(
+        self: &Arc<Self>,
+        mut conn: Box<h1::Conn>,
+        reused: bool,
+        request: Request<RequestBody>,
+        timeouts: Timeouts,
+    ) -> Result<Response<UpstreamBody>, Failed> {
+        let head = match tokio::time::timeout(timeouts.read, conn.exchange(&request)).await {
+            Ok(Ok(head)) => head,
+            Ok(Err(e)) => {
+                let again = reused && e.nothing_received && h1::idempotent(request.method());
+                return Err(Failed {
+                    error: UpstreamError::Http1(e.error),
+                    request: again.then_some(request),
+                });
+            }
+            Err(_) => {
+                return Err(Failed {
+                    error: UpstreamError::ReadTimeout(timeouts.read),
+                    request: None,
+                });
+            }
+        };
+        conn.requests += 1;
+        let (framing, reusable) = h1::framing(request.method() == http::Method::HEAD, &head)
+            .map_err(|error| Failed {
+                error: UpstreamError::Http1(error),
+                request: None,
+            })?;
+        let home = (reusable && self.settings.max_idle > 0).then(|| self.clone());
+        let mut response = Response::new(UpstreamBody::Http1(h1::Body::new(framing, conn, home)));
+        *response.status_mut() = head.status;
+        *response.version_mut() = head.version;
+        *response.headers_mut() = head.headers;
+        Ok(response)
+    }
+
+    /// Through hyper's client: pooled connections first; a dead one hands the request
+    /// back untouched.
+    async fn send_hyper(
         self: &Arc<Self>,
         addr: SocketAddr,
         mut request: Request<RequestBody>,
         timeouts: Timeouts,
     ) -> Result<(Response<Incoming>, Option<Checkin>), Failed> {
-        // Pooled connections first; a dead one hands the request back untouched.
         while let Some(mut idle) = self.take(addr) {
             if idle.sender.ready().await.is_err() {
                 continue;
@@ -343,13 +547,7 @@ impl Pool {
     }
 
     async fn connect(&self, addr: SocketAddr, timeout: Duration) -> Result<Idle, UpstreamError> {
-        let stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await
-        {
-            Err(_) => return Err(UpstreamError::ConnectTimeout(timeout)),
-            Ok(Err(e)) => return Err(UpstreamError::Connect(e)),
-            Ok(Ok(s)) => s,
-        };
-        let _ = stream.set_nodelay(true);
+        let stream = connect_tcp(addr, timeout).await?;
         Idle::handshake(stream, addr, None).await
     }
 
@@ -390,6 +588,20 @@ impl Pool {
         });
         Ok((response, checkin))
     }
+}
+
+/// A TCP connection to `addr`, without Nagle's delay.
+async fn connect_tcp(
+    addr: SocketAddr,
+    timeout: Duration,
+) -> Result<tokio::net::TcpStream, UpstreamError> {
+    let stream = match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
+        Err(_) => return Err(UpstreamError::ConnectTimeout(timeout)),
+        Ok(Err(e)) => return Err(UpstreamError::Connect(e)),
+        Ok(Ok(s)) => s,
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
 fn connection_close(headers: &http::HeaderMap) -> bool {

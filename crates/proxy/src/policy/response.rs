@@ -423,7 +423,10 @@ impl ShapedBody {
         }
     }
 
-    fn emit(&mut self, data: Bytes) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    fn emit(
+        &mut self,
+        data: Bytes,
+    ) -> Poll<Option<Result<Frame<Bytes>, crate::upstream::UpstreamBodyError>>> {
         if let Some(recorder) = self.recorder.as_mut() {
             recorder.add_bytes(data.len());
         }
@@ -433,12 +436,12 @@ impl ShapedBody {
 
 impl Body for ShapedBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = crate::upstream::UpstreamBodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, crate::upstream::UpstreamBodyError>>> {
         let this = self.get_mut();
         loop {
             if !this.pending.is_empty() {
