@@ -798,6 +798,32 @@ async fn next_upstream_timeout_limits_the_retries() {
     assert_eq!(accepted(&unlimited), 3);
 }
 
+/// A request that was sent and timed out goes to the next endpoint only when it may be
+/// sent again: a GET does, a body-less POST does not (nginx's `non_idempotent`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_idempotent_requests_are_sent_again_after_a_timeout() {
+    let holes = [black_hole().await, black_hole().await];
+    let accepted = || {
+        holes
+            .iter()
+            .map(|h| h.accepted.load(Ordering::SeqCst))
+            .sum::<usize>()
+    };
+    let g = Gangplank::start().await;
+    let addrs: Vec<SocketAddr> = holes.iter().map(|h| h.addr).collect();
+    g.apply(routes(
+        json!([{"path": "/", "backend": "b", "proxy": {"readTimeout": "1s"}}]),
+        json!([backend("b", &addrs)]),
+    ))
+    .await;
+    let (status, _, _) = request(g.http, http::Method::POST, "up.test", "/", &[], Vec::new()).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(accepted(), 1, "the POST was sent twice");
+    let (status, _, _) = request(g.http, http::Method::GET, "up.test", "/", &[], Vec::new()).await;
+    assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(accepted(), 3, "the GET was not sent to the other endpoint");
+}
+
 /// `proxy-http-version: 1.0`: HTTP/1.0 requests upstream, and they keep working on
 /// one client connection (no keep-alive upstream).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

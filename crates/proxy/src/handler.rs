@@ -423,11 +423,15 @@ async fn proxy(
         // again: a copy is kept for body-less idempotent requests, when a retry
         // condition applies and another endpoint exists, as nginx retries them
         // under its default `proxy_next_upstream error timeout`.
+        // The fast path hands a failed body-less request back by itself
+        // (`Failed::resend`): no copy is needed unless a status may send it again.
+        let hands_back = matches!(transport, Transport::Http1)
+            && crate::upstream::h1::eligible(&upstream_request);
         let spare = (attempt < tries
             && backend.upstreams.len() > tried.len() + 1
-            && (retry.error || retry.timeout || !retry.statuses.is_empty()))
-        .then(|| spare_request(&upstream_request, &retry))
-        .flatten();
+            && (!retry.statuses.is_empty() || !hands_back && (retry.error || retry.timeout)))
+            .then(|| spare_request(&upstream_request, &retry))
+            .flatten();
         let pick = entry.balancer.pick(&PickRequest {
             hash_key: hash_key.as_deref(),
             affinity_cookie: affinity_cookie.as_deref(),
@@ -557,12 +561,20 @@ async fn proxy(
                 if !retry.covers(&failed.error) {
                     return Err(last_status);
                 }
-                match (failed.request, spare) {
-                    (Some(r), _) => upstream_request = r,
-                    // Sent: a body-less request can go again from its spare copy.
-                    (None, Some(spare)) => upstream_request = spare,
+                match (failed.request, spare, failed.resend) {
+                    (Some(r), _, _) => upstream_request = r,
+                    // Sent: a body-less request can go again from its spare copy...
+                    (None, Some(spare), _) => upstream_request = spare,
+                    // ... or as the fast path handed it back, under the same rules.
+                    (None, None, Some(sent))
+                        if attempt < tries
+                            && backend.upstreams.len() > tried.len()
+                            && may_send_again(&sent, &retry) =>
+                    {
+                        upstream_request = sent;
+                    }
                     // Sent with a body (at least partly): the body is gone, no retry.
-                    (None, None) => return Err(last_status),
+                    _ => return Err(last_status),
                 }
             }
         }
@@ -615,20 +627,20 @@ impl RetryPolicy {
     }
 }
 
-/// A copy of a body-less request for one more attempt, when its method may be retried
-/// (idempotent, or `non_idempotent` configured).
+/// True when `request`, once sent, may be sent again: it has no body and its method
+/// is idempotent (or `non_idempotent` is configured).
+fn may_send_again(request: &Request<RequestBody>, retry: &RetryPolicy) -> bool {
+    matches!(request.body(), RequestBody::Empty)
+        && (crate::upstream::h1::idempotent(request.method()) || retry.non_idempotent)
+}
+
+/// A copy of a body-less request for one more attempt, when it may be sent again
+/// ([`may_send_again`]).
 fn spare_request(
     request: &Request<RequestBody>,
     retry: &RetryPolicy,
 ) -> Option<Request<RequestBody>> {
-    if !matches!(request.body(), RequestBody::Empty) {
-        return None;
-    }
-    let idempotent = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
-    );
-    if !idempotent && !retry.non_idempotent {
+    if !may_send_again(request, retry) {
         return None;
     }
     let mut copy = Request::new(RequestBody::Empty);

@@ -219,6 +219,9 @@ pub struct Failed {
     pub error: UpstreamError,
     /// The request, when it never left (retriable whatever its method and body).
     pub request: Option<Request<RequestBody>>,
+    /// The request after it left, when it had no body (the fast path keeps it): the
+    /// caller may send it again if its retry rules allow a request that was sent.
+    pub resend: Option<Request<RequestBody>>,
 }
 
 #[derive(Debug)]
@@ -468,6 +471,7 @@ impl Pool {
                 return Err(Failed {
                     error,
                     request: Some(request),
+                    resend: None,
                 });
             }
         };
@@ -485,25 +489,39 @@ impl Pool {
         let head = match tokio::time::timeout(timeouts.read, conn.exchange(&request)).await {
             Ok(Ok(head)) => head,
             Ok(Err(e)) => {
-                let again = reused && e.nothing_received && h1::idempotent(request.method());
+                let error = UpstreamError::Http1(e.error);
+                if reused && e.nothing_received && h1::idempotent(request.method()) {
+                    return Err(Failed {
+                        error,
+                        request: Some(request),
+                        resend: None,
+                    });
+                }
                 return Err(Failed {
-                    error: UpstreamError::Http1(e.error),
-                    request: again.then_some(request),
+                    error,
+                    request: None,
+                    resend: Some(request),
                 });
             }
             Err(_) => {
                 return Err(Failed {
                     error: UpstreamError::ReadTimeout(timeouts.read),
                     request: None,
+                    resend: Some(request),
                 });
             }
         };
         conn.requests += 1;
-        let (framing, reusable) = h1::framing(request.method() == http::Method::HEAD, &head)
-            .map_err(|error| Failed {
-                error: UpstreamError::Http1(error),
-                request: None,
-            })?;
+        let (framing, reusable) = match h1::framing(request.method() == http::Method::HEAD, &head) {
+            Ok(framing) => framing,
+            Err(error) => {
+                return Err(Failed {
+                    error: UpstreamError::Http1(error),
+                    request: None,
+                    resend: Some(request),
+                });
+            }
+        };
         let home = (reusable && self.settings.max_idle > 0).then(|| self.clone());
         let mut response = Response::new(UpstreamBody::Http1(h1::Body::new(framing, conn, home)));
         *response.status_mut() = head.status;
@@ -540,6 +558,7 @@ impl Pool {
                 return Err(Failed {
                     error,
                     request: Some(request),
+                    resend: None,
                 });
             }
         };
@@ -565,6 +584,7 @@ impl Pool {
                 return Err(Failed {
                     error: UpstreamError::ReadTimeout(timeouts.read),
                     request: None,
+                    resend: None,
                 });
             }
             Ok(Err(mut e)) => {
@@ -572,6 +592,7 @@ impl Pool {
                 return Err(Failed {
                     error: UpstreamError::Exchange(e.into_error()),
                     request,
+                    resend: None,
                 });
             }
             Ok(Ok(response)) => response,

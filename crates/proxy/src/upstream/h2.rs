@@ -143,12 +143,14 @@ async fn exchange(
         Err(_) => Err(Failed {
             error: UpstreamError::ReadTimeout(timeouts.read),
             request: None,
+            resend: None,
         }),
         Ok(Err(mut e)) => {
             let request = e.take_message();
             Err(Failed {
                 error: UpstreamError::Exchange(e.into_error()),
                 request,
+                resend: None,
             })
         }
         Ok(Ok(response)) => Ok(response),
@@ -250,6 +252,7 @@ impl Pool {
                 return Err(Failed {
                     error,
                     request: Some(request),
+                    resend: None,
                 });
             }
         };

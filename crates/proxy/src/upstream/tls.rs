@@ -179,6 +179,7 @@ impl Pool {
                 return Err(Failed {
                     error,
                     request: Some(request),
+                    resend: None,
                 });
             }
         };
