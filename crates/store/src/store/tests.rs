@@ -200,14 +200,20 @@ fn readers_never_see_a_half_applied_change() {
         })
         .unwrap();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The writer starts once both readers run (on a loaded machine a reader thread
+    // could otherwise first run after the last write, and see nothing race).
+    let started = Arc::new(std::sync::Barrier::new(3));
     let readers: Vec<_> = (0..2)
         .map(|_| {
             let store = store.clone();
             let stop = stop.clone();
+            let started = started.clone();
             std::thread::spawn(move || {
                 let mut last = 0;
                 let mut reads = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                started.wait();
+                loop {
+                    let done = stop.load(std::sync::atomic::Ordering::Relaxed);
                     let s = store.load();
                     assert!(s.version >= last);
                     last = s.version;
@@ -220,11 +226,15 @@ fn readers_never_see_a_half_applied_change() {
                         .expect("backend of the same snapshot");
                     assert_eq!(s.backends.get(b.name()).map(|x| x.name()), Some(b.name()));
                     reads += 1;
+                    if done {
+                        break;
+                    }
                 }
                 reads
             })
         })
         .collect();
+    started.wait();
     for n in 1..=300 {
         store
             .apply(Update::Configuration {
