@@ -562,7 +562,7 @@ async fn proxy(
                     return Err(last_status);
                 }
                 match (failed.request, spare, failed.resend) {
-                    (Some(r), _, _) => upstream_request = r,
+                    (Some(r), _, _) => upstream_request = *r,
                     // Sent: a body-less request can go again from its spare copy...
                     (None, Some(spare), _) => upstream_request = spare,
                     // ... or as the fast path handed it back, under the same rules.
@@ -571,7 +571,7 @@ async fn proxy(
                             && backend.upstreams.len() > tried.len()
                             && may_send_again(&sent, &retry) =>
                     {
-                        upstream_request = sent;
+                        upstream_request = *sent;
                     }
                     // Sent with a body (at least partly): the body is gone, no retry.
                     _ => return Err(last_status),

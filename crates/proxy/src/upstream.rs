@@ -218,10 +218,12 @@ pub struct Failed {
     /// What went wrong.
     pub error: UpstreamError,
     /// The request, when it never left (retriable whatever its method and body).
-    pub request: Option<Request<RequestBody>>,
+    /// Boxed, as the other: failures are rare, and a small `Failed` keeps the result
+    /// of every exchange small (it is moved through each layer that returns it).
+    pub request: Option<Box<Request<RequestBody>>>,
     /// The request after it left, when it had no body (the fast path keeps it): the
     /// caller may send it again if its retry rules allow a request that was sent.
-    pub resend: Option<Request<RequestBody>>,
+    pub resend: Option<Box<Request<RequestBody>>>,
 }
 
 #[derive(Debug)]
@@ -461,7 +463,7 @@ impl Pool {
                 // on the next connection.
                 Err(Failed {
                     request: Some(r), ..
-                }) => request = r,
+                }) => request = *r,
                 Err(failed) => return Err(failed),
             }
         }
@@ -470,7 +472,7 @@ impl Pool {
             Err(error) => {
                 return Err(Failed {
                     error,
-                    request: Some(request),
+                    request: Some(Box::new(request)),
                     resend: None,
                 });
             }
@@ -493,21 +495,21 @@ impl Pool {
                 if reused && e.nothing_received && h1::idempotent(request.method()) {
                     return Err(Failed {
                         error,
-                        request: Some(request),
+                        request: Some(Box::new(request)),
                         resend: None,
                     });
                 }
                 return Err(Failed {
                     error,
                     request: None,
-                    resend: Some(request),
+                    resend: Some(Box::new(request)),
                 });
             }
             Err(_) => {
                 return Err(Failed {
                     error: UpstreamError::ReadTimeout(timeouts.read),
                     request: None,
-                    resend: Some(request),
+                    resend: Some(Box::new(request)),
                 });
             }
         };
@@ -518,7 +520,7 @@ impl Pool {
                 return Err(Failed {
                     error: UpstreamError::Http1(error),
                     request: None,
-                    resend: Some(request),
+                    resend: Some(Box::new(request)),
                 });
             }
         };
@@ -546,7 +548,7 @@ impl Pool {
                 Ok(done) => return Ok(done),
                 Err(Failed {
                     request: Some(r), ..
-                }) => request = r,
+                }) => request = *r,
                 Err(failed) => return Err(failed),
             }
         }
@@ -557,7 +559,7 @@ impl Pool {
             Err(error) => {
                 return Err(Failed {
                     error,
-                    request: Some(request),
+                    request: Some(Box::new(request)),
                     resend: None,
                 });
             }
@@ -588,7 +590,7 @@ impl Pool {
                 });
             }
             Ok(Err(mut e)) => {
-                let request = e.take_message();
+                let request = e.take_message().map(Box::new);
                 return Err(Failed {
                     error: UpstreamError::Exchange(e.into_error()),
                     request,

@@ -146,7 +146,7 @@ async fn exchange(
             resend: None,
         }),
         Ok(Err(mut e)) => {
-            let request = e.take_message();
+            let request = e.take_message().map(Box::new);
             Err(Failed {
                 error: UpstreamError::Exchange(e.into_error()),
                 request,
@@ -241,7 +241,7 @@ impl Pool {
                     request: Some(r), ..
                 }) => {
                     self.h2_forget(addr, config, id);
-                    request = r;
+                    request = *r;
                 }
                 Err(failed) => return Err(failed),
             }
@@ -251,7 +251,7 @@ impl Pool {
             Err(error) => {
                 return Err(Failed {
                     error,
-                    request: Some(request),
+                    request: Some(Box::new(request)),
                     resend: None,
                 });
             }

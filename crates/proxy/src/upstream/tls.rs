@@ -169,7 +169,7 @@ impl Pool {
                 Ok(done) => return Ok(done),
                 Err(Failed {
                     request: Some(r), ..
-                }) => request = r,
+                }) => request = *r,
                 Err(failed) => return Err(failed),
             }
         }
@@ -178,7 +178,7 @@ impl Pool {
             Err(error) => {
                 return Err(Failed {
                     error,
-                    request: Some(request),
+                    request: Some(Box::new(request)),
                     resend: None,
                 });
             }

@@ -578,3 +578,17 @@ async fn idle_connections_closed_by_the_upstream_are_not_used() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(accepted.load(Ordering::SeqCst), 2);
 }
+
+/// Every exchange's result is moved through each layer that returns it: a failure
+/// carrying the request unboxed made it 584 bytes, twice a success's size.
+#[test]
+fn the_result_of_an_exchange_is_no_bigger_than_a_success() {
+    use crate::upstream::{Checkin, Failed};
+    type Success = (http::Response<UpstreamBody>, Option<Checkin>);
+    let result = std::mem::size_of::<Result<Success, Failed>>();
+    let success = std::mem::size_of::<Success>();
+    assert!(
+        result <= success,
+        "{result} bytes for a {success}-byte success"
+    );
+}
