@@ -578,6 +578,77 @@ async fn upstream_connections_are_reused() {
     );
 }
 
+/// An upstream that keeps no connection: it answers one request per connection with a
+/// keep-alive response (no `Connection: close`), then closes the connection `linger`
+/// later. Returns its address and the number of requests it answered.
+async fn one_shot_upstream(
+    linger: Duration,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = answered.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let count = count.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n";
+                if stream.write_all(answer).await.is_ok() {
+                    count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                tokio::time::sleep(linger).await;
+            });
+        }
+    });
+    (addr, answered)
+}
+
+const OK_BODY: Bytes = Bytes::from_static(b"ok\n");
+
+/// Pooled upstream connections that their upstream closed (an idle timeout shorter than
+/// the proxy's) never cost a client a failed request, whether the close arrived while
+/// the connection sat idle or while the next request was on its way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstreams_closing_idle_connections_cost_no_request() {
+    let g = Gangplank::start().await;
+    let (quick, quick_answers) = one_shot_upstream(Duration::ZERO).await;
+    let (slow, slow_answers) = one_shot_upstream(Duration::from_millis(30)).await;
+    g.apply(json!({
+        "backends": [backend("quick", &[quick]), backend("slow", &[slow])],
+        "servers": [
+            {"hostname": "quick", "locations": [{"path": "/", "backend": "quick"}]},
+            {"hostname": "slow", "locations": [{"path": "/", "backend": "slow"}]}
+        ]
+    }))
+    .await;
+    let mut conn = Conn::open(g.http).await;
+    for i in 0..40 {
+        // The quick upstream's close is usually seen before the next request; the slow
+        // one's races it when the request follows within its 30 ms.
+        let (status, _, body) = conn.send("quick", "/", &[]).await;
+        assert_eq!((status, body), (StatusCode::OK, OK_BODY), "quick #{i}");
+        let (status, _, body) = conn.send("slow", "/", &[]).await;
+        assert_eq!((status, body), (StatusCode::OK, OK_BODY), "slow #{i}");
+        if i % 2 == 0 {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+    }
+    let answered = |a: &std::sync::atomic::AtomicUsize| a.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(answered(&quick_answers), 40);
+    assert_eq!(answered(&slow_answers), 40);
+}
+
 /// An upstream that answers every request with `503`.
 async fn always_503() -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
