@@ -339,6 +339,7 @@ impl Pool {
             return;
         }
         conn.since = now;
+        conn.shrink();
         let hyper_idle: usize = self.lock().values().map(Vec::len).sum();
         let mut map = self.h1_lock();
         let total = hyper_idle + map.values().map(Vec::len).sum::<usize>();

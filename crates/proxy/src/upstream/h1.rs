@@ -55,8 +55,12 @@ const MAX_TRAILERS: usize = 16 * 1024;
 const MAX_CHUNK_LINE: usize = 4096;
 /// Trailer fields in a chunked body.
 const MAX_TRAILER_FIELDS: usize = 64;
-/// What a read asks the socket for at least.
-const READ_CHUNK: usize = 16 * 1024;
+/// What a read asks the socket for at first: small answers then cycle through the same
+/// few cache lines of a connection's buffer (its front is reclaimed once the answers
+/// read from it are gone).
+const READ_MIN: usize = 2 * 1024;
+/// What a read asks for at most: a read that fills its room doubles the next one's.
+const READ_MAX: usize = 64 * 1024;
 
 /// Why an exchange or a body failed.
 #[derive(Debug, thiserror::Error)]
@@ -114,6 +118,8 @@ pub(crate) struct Conn {
     pub(super) created: Instant,
     pub(super) since: Instant,
     pub(super) requests: u32,
+    /// Room asked for by the next read (adaptive, [`READ_MIN`]..[`READ_MAX`]).
+    read_size: usize,
 }
 
 /// A response head.
@@ -136,6 +142,7 @@ impl Conn {
             created: now,
             since: now,
             requests: 0,
+            read_size: READ_MIN,
         })
     }
 
@@ -195,8 +202,9 @@ impl Conn {
                     None => {}
                 }
             }
-            reserve(&mut self.read);
+            let room = self.reserve();
             match self.stream.read_buf(&mut self.read).await {
+                Ok(n) if n == room => self.grow(),
                 Ok(0) => {
                     return Err(ExchangeError {
                         error: Http1Error::Closed,
@@ -215,16 +223,32 @@ impl Conn {
     }
 
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        reserve(&mut self.read);
+        let room = self.reserve();
         // tokio's read clears the socket's readiness after a short read, which keeps
         // `is_open` free of system calls on idle connections.
-        std::pin::pin!(self.stream.read_buf(&mut self.read)).poll(cx)
+        let read = std::pin::pin!(self.stream.read_buf(&mut self.read)).poll(cx);
+        if matches!(read, Poll::Ready(Ok(n)) if n == room) {
+            self.grow();
+        }
+        read
     }
-}
 
-fn reserve(buf: &mut BytesMut) {
-    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
-        buf.reserve(READ_CHUNK);
+    /// Makes room for the next read; returns how much there is.
+    fn reserve(&mut self) -> usize {
+        if self.read.capacity() - self.read.len() < self.read_size / 4 {
+            self.read.reserve(self.read_size);
+        }
+        self.read.capacity() - self.read.len()
+    }
+
+    /// A read filled its room: the next one asks for twice as much.
+    fn grow(&mut self) {
+        self.read_size = (self.read_size * 2).min(READ_MAX);
+    }
+
+    /// Back to small reads (the connection is idle again).
+    pub(super) fn shrink(&mut self) {
+        self.read_size = READ_MIN;
     }
 }
 

@@ -451,6 +451,35 @@ async fn keep_alive_connections_carry_every_framing_and_come_back() {
 }
 
 #[tokio::test]
+async fn heads_and_bodies_larger_than_the_first_reads_arrive_whole() {
+    // A 10 KiB head and a 300 KiB body: several reads each, growing as they fill up.
+    let fields: String = (0..90)
+        .map(|i| format!("x-field-{i:03}: {}\r\n", "v".repeat(100)))
+        .collect();
+    let head = format!("HTTP/1.1 200 OK\r\n{fields}content-length: 307200\r\n\r\n");
+    let body: Vec<u8> = (0..307_200u32).map(|i| (i % 251) as u8).collect();
+    let mut answer = head.into_bytes();
+    answer.extend_from_slice(&body);
+    let answer: &'static [u8] = answer.leak();
+    let ok: &'static [u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+    let (addr, accepted) = upstream(vec![vec![
+        Step::Answer(vec![answer]),
+        Step::Answer(vec![ok]),
+    ]])
+    .await;
+    let pool = pool();
+    let (response, _) = pool.send(addr, get("/"), TIMEOUTS).await.unwrap();
+    assert_eq!(response.headers().len(), 91);
+    assert_eq!(response.headers()["x-field-089"], "v".repeat(100));
+    let got = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(got == body, "the body differs");
+    // The connection is back, and serves the next answer.
+    let (_, small, _) = send(&pool, addr, get("/")).await.unwrap();
+    assert_eq!(&small[..], b"ok");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn a_body_that_runs_to_the_close_is_read_and_its_connection_not_kept() {
     let (addr, _) = upstream(vec![vec![Step::Answer(vec![
         b"HTTP/1.1 200 OK\r\n\r\nuntil",
