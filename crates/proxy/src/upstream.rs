@@ -96,6 +96,21 @@ pub struct PoolSettings {
     pub max_lifetime: Duration,
 }
 
+impl PoolSettings {
+    /// True when a connection made at `created` that has served `requests` may go back
+    /// to the pool (`...-requests`, `...-time`).
+    fn may_keep(&self, requests: u32, created: Instant, now: Instant) -> bool {
+        requests < self.max_requests && now.duration_since(created) < self.max_lifetime
+    }
+
+    /// True when a connection made at `created` and idle since `since` may still be
+    /// used (`...-timeout`, `...-time`).
+    fn is_fresh(&self, since: Instant, created: Instant, now: Instant) -> bool {
+        now.duration_since(since) < self.idle_timeout
+            && now.duration_since(created) < self.max_lifetime
+    }
+}
+
 impl Default for PoolSettings {
     fn default() -> Self {
         PoolSettings {
@@ -319,11 +334,15 @@ impl Pool {
 
     /// Idle plain HTTP/1 connections, fast path and hyper's.
     fn plain_idle_count(&self) -> usize {
-        self.lock().values().map(Vec::len).sum::<usize>() + self.h1_idle_count()
+        self.lock().values().map(Vec::len).sum::<usize>()
+            + self.h1_lock().values().map(Vec::len).sum::<usize>()
     }
 
-    fn h1_idle_count(&self) -> usize {
-        self.h1_lock().values().map(Vec::len).sum()
+    /// True when the pool may take one more idle connection: one
+    /// `upstream-keepalive-connections` limit over every kind. Called with no map lock
+    /// held.
+    fn has_room(&self) -> bool {
+        self.idle_count() < self.settings.max_idle
     }
 
     fn h1_lock(&self) -> std::sync::MutexGuard<'_, FastPathIdle> {
@@ -333,20 +352,13 @@ impl Pool {
 
     /// Puts a fast-path connection back after a complete response.
     pub(crate) fn put_h1(&self, mut conn: Box<h1::Conn>) {
-        let s = &self.settings;
         let now = Instant::now();
-        if conn.requests >= s.max_requests || now.duration_since(conn.created) >= s.max_lifetime {
+        if !self.settings.may_keep(conn.requests, conn.created, now) || !self.has_room() {
             return;
         }
         conn.since = now;
         conn.shrink();
-        let hyper_idle: usize = self.lock().values().map(Vec::len).sum();
-        let mut map = self.h1_lock();
-        let total = hyper_idle + map.values().map(Vec::len).sum::<usize>();
-        if total >= s.max_idle {
-            return;
-        }
-        map.entry(conn.addr()).or_default().push(conn);
+        self.h1_lock().entry(conn.addr()).or_default().push(conn);
     }
 
     fn take_h1(&self, addr: SocketAddr) -> Option<Box<h1::Conn>> {
@@ -354,10 +366,7 @@ impl Pool {
         let list = map.get_mut(&addr)?;
         let now = Instant::now();
         while let Some(conn) = list.pop() {
-            let fresh = now.duration_since(conn.since) < self.settings.idle_timeout
-                && now.duration_since(conn.created) < self.settings.max_lifetime
-                && conn.is_open();
-            if fresh {
+            if self.settings.is_fresh(conn.since, conn.created, now) && conn.is_open() {
                 return Some(conn);
             }
         }
@@ -398,30 +407,23 @@ impl Pool {
             self.put_tls(addr, idle);
             return;
         }
-        let s = &self.settings;
-        if idle.requests >= s.max_requests
-            || idle.created.elapsed() >= s.max_lifetime
+        if !self
+            .settings
+            .may_keep(idle.requests, idle.created, Instant::now())
             || idle.sender.is_closed()
+            || !self.has_room()
         {
             return;
         }
-        let fast_path_idle = self.h1_idle_count();
-        let mut map = self.lock();
-        let total = fast_path_idle + map.values().map(Vec::len).sum::<usize>();
-        if total >= s.max_idle {
-            return;
-        }
-        map.entry(addr).or_default().push(idle);
+        self.lock().entry(addr).or_default().push(idle);
     }
 
     fn take(&self, addr: SocketAddr) -> Option<Idle> {
         let mut map = self.lock();
         let list = map.get_mut(&addr)?;
+        let now = Instant::now();
         while let Some(idle) = list.pop() {
-            let fresh = idle.since.elapsed() < self.settings.idle_timeout
-                && idle.created.elapsed() < self.settings.max_lifetime
-                && !idle.sender.is_closed();
-            if fresh {
+            if self.settings.is_fresh(idle.since, idle.created, now) && !idle.sender.is_closed() {
                 return Some(idle);
             }
         }

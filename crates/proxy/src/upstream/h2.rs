@@ -173,11 +173,11 @@ impl Pool {
         let s = self.settings;
         let mut connections = self.h2_lock();
         let list = connections.map.get_mut(&key(addr, config))?;
+        let now = Instant::now();
         list.retain(|c| {
             !c.sender.is_closed()
                 && c.requests < s.max_requests
-                && c.created.elapsed() < s.max_lifetime
-                && c.last_used.elapsed() < s.idle_timeout
+                && s.is_fresh(c.last_used, c.created, now)
         });
         let shared = list.iter_mut().find(|c| c.is(config, host))?;
         shared.requests += 1;

@@ -13,7 +13,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use gangplank_store::policy::UpstreamTls;
 use http::{Request, Response};
@@ -105,25 +105,19 @@ impl Pool {
     }
 
     pub(super) fn put_tls(&self, addr: SocketAddr, idle: Idle) {
-        let s = &self.settings;
         let Some(tag) = idle.tls.as_ref() else {
             return;
         };
-        if idle.requests >= s.max_requests
-            || idle.created.elapsed() >= s.max_lifetime
+        if !self
+            .settings
+            .may_keep(idle.requests, idle.created, Instant::now())
             || idle.sender.is_closed()
+            || !self.has_room()
         {
             return;
         }
         let key = (addr, identity(&tag.config));
-        // One limit over plain and TLS idle connections.
-        let plain: usize = self.lock().values().map(Vec::len).sum();
-        let mut map = self.tls_lock();
-        let total: usize = plain + map.values().map(Vec::len).sum::<usize>();
-        if total >= s.max_idle {
-            return;
-        }
-        map.entry(key).or_default().push(idle);
+        self.tls_lock().entry(key).or_default().push(idle);
     }
 
     fn take_tls(
@@ -142,10 +136,10 @@ impl Pool {
             }
             // Swaps in the last entry, which was already looked at.
             let idle = list.swap_remove(i);
-            let fresh = idle.since.elapsed() < self.settings.idle_timeout
-                && idle.created.elapsed() < self.settings.max_lifetime
-                && !idle.sender.is_closed();
-            if fresh {
+            let fresh = self
+                .settings
+                .is_fresh(idle.since, idle.created, Instant::now());
+            if fresh && !idle.sender.is_closed() {
                 return Some(idle);
             }
         }

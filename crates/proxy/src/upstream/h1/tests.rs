@@ -480,6 +480,26 @@ async fn heads_and_bodies_larger_than_the_first_reads_arrive_whole() {
 }
 
 #[tokio::test]
+async fn the_pool_keeps_no_more_idle_connections_than_its_limit() {
+    let (addr, accepted) = upstream(vec![vec![Step::Answer(vec![
+        b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\n",
+        b"done",
+    ])]])
+    .await;
+    let pool = Pool::new(PoolSettings {
+        max_idle: 1,
+        ..PoolSettings::default()
+    });
+    // Two exchanges at once need two connections; only one may stay idle after.
+    let (a, _) = pool.send(addr, get("/"), TIMEOUTS).await.unwrap();
+    let (b, _) = pool.send(addr, get("/"), TIMEOUTS).await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    a.into_body().collect().await.unwrap();
+    b.into_body().collect().await.unwrap();
+    assert_eq!(pool.idle_count(), 1);
+}
+
+#[tokio::test]
 async fn a_body_that_runs_to_the_close_is_read_and_its_connection_not_kept() {
     let (addr, _) = upstream(vec![vec![Step::Answer(vec![
         b"HTTP/1.1 200 OK\r\n\r\nuntil",
