@@ -757,3 +757,158 @@ async fn client_connections_close_after_keep_alive_requests() {
     let closed = tokio::time::timeout(Duration::from_secs(5), conn.sender.ready()).await;
     assert!(matches!(closed, Ok(Err(_))), "the connection stayed open");
 }
+
+/// Reads one HTTP/1.1 response with a `Content-Length` from `stream`, whole.
+async fn read_response(stream: &mut tokio::net::TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&buf).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap_or(0);
+            if buf.len() >= end + 4 + length {
+                return text;
+            }
+        }
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed mid-response: {text}");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Waits for the proxy to close `stream`; returns how long that took.
+async fn closed_after(stream: &mut tokio::net::TcpStream) -> Duration {
+    let start = Instant::now();
+    let mut chunk = [0u8; 64];
+    match tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk)).await {
+        Ok(Ok(0)) | Ok(Err(_)) => start.elapsed(),
+        Ok(Ok(n)) => panic!(
+            "unexpected bytes: {:?}",
+            String::from_utf8_lossy(&chunk[..n])
+        ),
+        Err(_) => panic!("the connection was still open after 10 s"),
+    }
+}
+
+/// An upstream whose one answer is a 200 with a 6-byte body sent in two halves,
+/// `pause` apart.
+async fn pausing_upstream(pause: Duration) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nabc";
+                if stream.write_all(head).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(pause).await;
+                let _ = stream.write_all(b"def").await;
+            });
+        }
+    });
+    addr
+}
+
+/// ConfigMap `keep-alive` (nginx's `keepalive_timeout`): a client connection with no
+/// request for that long is closed, as is one that never completes a request header;
+/// a connection in use (requests coming, an upstream slow to answer, a response body
+/// still streaming) is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_client_connections_close_after_keep_alive() {
+    let g = Gangplank::start().await;
+    let servers = echoes(1).await;
+    let pausing = pausing_upstream(Duration::from_millis(2500)).await;
+    let mut config = json!({
+        "backends": [backend("b", &[servers[0].addr()]), backend("p", &[pausing])],
+        "servers": [{"hostname": "ka", "locations": [
+            {"path": "/", "backend": "b"},
+            {"path": "/pause", "backend": "p"}
+        ]}]
+    });
+    config["general"] = json!({"keep-alive": "1s"});
+    g.apply(config).await;
+    let get = b"GET / HTTP/1.1\r\nHost: ka\r\n\r\n";
+
+    // Idle after a response: closed after the period (at most 1.2 of it, plus slack).
+    let mut idle = tokio::net::TcpStream::connect(g.http).await.unwrap();
+    idle.write_all(get).await.unwrap();
+    assert!(read_response(&mut idle).await.starts_with("HTTP/1.1 200"));
+    let waited = closed_after(&mut idle).await;
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(3),
+        "closed after {waited:?}"
+    );
+
+    // Silent from the start, or stuck in a request header: closed as well.
+    let mut silent = tokio::net::TcpStream::connect(g.http).await.unwrap();
+    let mut partial = tokio::net::TcpStream::connect(g.http).await.unwrap();
+    partial.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
+    let (silent_waited, partial_waited) =
+        tokio::join!(closed_after(&mut silent), closed_after(&mut partial));
+    assert!(silent_waited < Duration::from_secs(3), "{silent_waited:?}");
+    assert!(
+        partial_waited < Duration::from_secs(4),
+        "{partial_waited:?}"
+    );
+
+    // Busy for 2.5 periods: a request every 400 ms keeps the connection open...
+    let mut busy = tokio::net::TcpStream::connect(g.http).await.unwrap();
+    for _ in 0..6 {
+        busy.write_all(get).await.unwrap();
+        assert!(read_response(&mut busy).await.starts_with("HTTP/1.1 200"));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    // ... as does a request whose upstream takes 2.5 periods to answer ...
+    busy.write_all(b"GET /delay/2500 HTTP/1.1\r\nHost: ka\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(read_response(&mut busy).await.starts_with("HTTP/1.1 200"));
+    // ... and a response body that pauses for 2.5 periods midway.
+    busy.write_all(b"GET /pause HTTP/1.1\r\nHost: ka\r\n\r\n")
+        .await
+        .unwrap();
+    let response = read_response(&mut busy).await;
+    assert!(response.ends_with("\r\n\r\nabcdef"), "{response}");
+    busy.write_all(get).await.unwrap();
+    assert!(read_response(&mut busy).await.starts_with("HTTP/1.1 200"));
+}
+
+/// `keep-alive: 0` turns client keep-alive off: every HTTP/1.1 response closes its
+/// connection (nginx's `keepalive_timeout 0`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keep_alive_zero_closes_every_connection_after_its_response() {
+    let g = Gangplank::start().await;
+    let servers = echoes(1).await;
+    let mut config = one_route("ka", &[servers[0].addr()]);
+    config["general"] = json!({"keep-alive": "0"});
+    g.apply(config).await;
+    let mut stream = tokio::net::TcpStream::connect(g.http).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: ka\r\n\r\n")
+        .await
+        .unwrap();
+    let response = read_response(&mut stream).await;
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{response}"
+    );
+    assert!(closed_after(&mut stream).await < Duration::from_secs(2));
+}

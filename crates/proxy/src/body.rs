@@ -11,17 +11,21 @@ use hyper::body::Incoming;
 
 use crate::upstream::{UpstreamBody, UpstreamBodyError};
 
+use crate::drive::InFlight;
 use crate::policy::limit::ConnectionGuard;
 use crate::telemetry::{RequestRecord, Telemetry};
 use crate::upstream::Checkin;
 
 /// Completes a request's record when its response body ends (or is dropped) and hands
-/// it to telemetry: `$body_bytes_sent` and `$request_time` are known only then.
+/// it to telemetry: `$body_bytes_sent` and `$request_time` are known only then. It
+/// also holds the request's place on its client connection ([`InFlight`]), so a
+/// response still streaming keeps the connection from its keep-alive timeout.
 #[derive(Debug)]
 pub struct Recorder {
     record: Option<Box<RequestRecord>>,
     started: std::time::Instant,
     telemetry: std::sync::Arc<Telemetry>,
+    _in_flight: InFlight,
 }
 
 impl Recorder {
@@ -30,11 +34,13 @@ impl Recorder {
         record: Box<RequestRecord>,
         started: std::time::Instant,
         telemetry: std::sync::Arc<Telemetry>,
+        in_flight: InFlight,
     ) -> Recorder {
         Recorder {
             record: Some(record),
             started,
             telemetry,
+            _in_flight: in_flight,
         }
     }
 

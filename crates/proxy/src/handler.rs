@@ -15,6 +15,7 @@ use hyper::body::Incoming;
 use crate::balancer::{PickRequest, canary, sticky};
 use crate::balancers::{Balancers, Entry};
 use crate::body::{ProxyBody, Recorder, RequestBody};
+use crate::drive::InFlight;
 use crate::headers::cookie;
 use crate::headers::{self, ClientInfo};
 use crate::pages::error_page;
@@ -51,13 +52,15 @@ pub struct WorkerContext {
     pub pool: Arc<Pool>,
 }
 
-/// Serves one request; never fails (errors become error pages). `last`: the
+/// Serves one request; never fails (errors become error pages). `in_flight` marks the
+/// request busy on its connection until its response body ends. `last`: the
 /// connection's last allowed request (`keep-alive-requests`), answered with
 /// `Connection: close` so hyper closes the HTTP/1 connection after it.
 pub async fn handle(
     ctx: Arc<WorkerContext>,
     client: ClientInfo,
     request: Request<Incoming>,
+    in_flight: InFlight,
     last: bool,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let _in_flight = ctx.shared.status.request_started();
@@ -88,10 +91,10 @@ pub async fn handle(
             record.status = response.status().as_u16();
             match response.body_mut() {
                 ProxyBody::Upstream { recorder, .. } => {
-                    *recorder = Some(Recorder::new(record, started, telemetry));
+                    *recorder = Some(Recorder::new(record, started, telemetry, in_flight));
                 }
                 ProxyBody::Shaped(body) => {
-                    body.set_recorder(Recorder::new(record, started, telemetry));
+                    body.set_recorder(Recorder::new(record, started, telemetry, in_flight));
                 }
                 // The proxy's own answers (policy redirects, 401, 204 preflights).
                 ProxyBody::Full(bytes) => {
@@ -825,7 +828,7 @@ mod tests {
     use super::*;
 
     /// The size of what `f` returns, without calling it.
-    fn output_size<A, B, C, D, R>(_f: impl Fn(A, B, C, D) -> R) -> usize {
+    fn output_size<A, B, C, D, E, R>(_f: impl Fn(A, B, C, D, E) -> R) -> usize {
         std::mem::size_of::<R>()
     }
 

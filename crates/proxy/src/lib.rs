@@ -40,6 +40,7 @@ pub mod calendar;
 pub mod client_cert;
 pub mod config;
 pub mod dns;
+pub mod drive;
 pub mod errors;
 pub mod handler;
 pub mod headers;

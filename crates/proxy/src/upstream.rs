@@ -361,13 +361,14 @@ impl Pool {
         self.h1_lock().entry(conn.addr()).or_default().push(conn);
     }
 
-    fn take_h1(&self, addr: SocketAddr) -> Option<Box<h1::Conn>> {
+    /// A pooled fast-path connection to `addr`, and the time it was taken.
+    fn take_h1(&self, addr: SocketAddr) -> Option<(Box<h1::Conn>, Instant)> {
         let mut map = self.h1_lock();
         let list = map.get_mut(&addr)?;
         let now = Instant::now();
         while let Some(conn) = list.pop() {
             if self.settings.is_fresh(conn.since, conn.created, now) && conn.is_open() {
-                return Some(conn);
+                return Some((conn, now));
             }
         }
         None
@@ -459,8 +460,8 @@ impl Pool {
         mut request: Request<RequestBody>,
         timeouts: Timeouts,
     ) -> Result<Response<UpstreamBody>, Failed> {
-        while let Some(conn) = self.take_h1(addr) {
-            match self.exchange_h1(conn, true, request, timeouts).await {
+        while let Some((conn, now)) = self.take_h1(addr) {
+            match self.exchange_h1(conn, Some(now), request, timeouts).await {
                 Ok(response) => return Ok(response),
                 // Closed by the upstream while the request was on its way: again,
                 // on the next connection.
@@ -480,20 +481,26 @@ impl Pool {
                 });
             }
         };
-        self.exchange_h1(h1::Conn::new(stream, addr), false, request, timeouts)
+        self.exchange_h1(h1::Conn::new(stream, addr), None, request, timeouts)
             .await
     }
 
+    /// One fast-path exchange on `conn`; `taken` is when it was taken from the pool
+    /// (`None`: a new connection).
     async fn exchange_h1(
         self: &Arc<Self>,
         mut conn: Box<h1::Conn>,
-        reused: bool,
+        taken: Option<Instant>,
         request: Request<RequestBody>,
         timeouts: Timeouts,
     ) -> Result<Response<UpstreamBody>, Failed> {
-        let head = match tokio::time::timeout(timeouts.read, conn.exchange(&request)).await {
-            Ok(Ok(head)) => head,
-            Ok(Err(e)) => {
+        let reused = taken.is_some();
+        // The read timeout runs from the moment the connection was in hand.
+        let deadline =
+            tokio::time::Instant::from_std(taken.unwrap_or(conn.created) + timeouts.read);
+        let head = match conn.exchange_until(&request, deadline).await {
+            Some(Ok(head)) => head,
+            Some(Err(e)) => {
                 let error = UpstreamError::Http1(e.error);
                 if reused && e.nothing_received && h1::idempotent(request.method()) {
                     return Err(Failed {
@@ -508,7 +515,7 @@ impl Pool {
                     resend: Some(Box::new(request)),
                 });
             }
-            Err(_) => {
+            None => {
                 return Err(Failed {
                     error: UpstreamError::ReadTimeout(timeouts.read),
                     request: None,

@@ -21,11 +21,11 @@ use gangplank_store::{Status, Store};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::sync::watch;
 
 use crate::balancers::Balancers;
 use crate::config::ProxyConfig;
+use crate::drive::{Activity, Drain, Drive, Watch};
 use crate::handler::{Shared, WorkerContext, handle};
 use crate::headers::ClientInfo;
 use crate::listen::bind_reuseport;
@@ -218,7 +218,7 @@ fn run_worker(
             max_lifetime: general.upstream_keepalive_time(),
         });
         let ctx = Arc::new(WorkerContext { shared, pool });
-        let graceful = Arc::new(GracefulShutdown::new());
+        let graceful = Arc::new(Drain::new());
         let mut tasks = Vec::new();
         for WorkerListener { socket, tls } in listeners {
             let listener = match tokio::net::TcpListener::from_std(socket) {
@@ -256,15 +256,15 @@ fn run_worker(
     });
 }
 
-/// Idle keep-alive client connections close after this long (ingress-nginx's
-/// `keep-alive: 75`): hyper's header read timeout also runs between requests.
-const CLIENT_KEEP_ALIVE: Duration = Duration::from_secs(75);
+/// How long a client may take to send a request header when `keep-alive` is 0 (no
+/// idle period to use): nginx's `client_header_timeout`.
+const CLIENT_HEADER_TIMEOUT: Duration = Duration::from_secs(60);
 
 fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(CLIENT_KEEP_ALIVE);
+    // Idle connections and slow request headers are timed by [`Drive`], not by hyper's
+    // per-request header timer.
+    b.http1().timer(TokioTimer::new()).header_read_timeout(None);
     b.http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(128);
@@ -275,7 +275,7 @@ async fn accept_loop(
     listener: tokio::net::TcpListener,
     tls: Option<TlsTermination>,
     ctx: Arc<WorkerContext>,
-    graceful: Arc<GracefulShutdown>,
+    graceful: Arc<Drain>,
     mut stop: watch::Receiver<bool>,
 ) {
     let local_port = listener.local_addr().map_or(0, |a| a.port());
@@ -324,7 +324,7 @@ struct Accepted {
     tls: Option<TlsTermination>,
     ctx: Arc<WorkerContext>,
     builder: Arc<auto::Builder<TokioExecutor>>,
-    graceful: Watcher,
+    graceful: Watch,
 }
 
 impl Accepted {
@@ -347,6 +347,9 @@ impl Accepted {
         // response to the last allowed request of an HTTP/1 connection carries
         // `Connection: close`, and hyper closes the connection after it.
         let keep_alive_requests = general.keep_alive_requests();
+        // `keep-alive`: idle connections close after it; 0 turns keep-alive off (every
+        // HTTP/1 response closes its connection, as nginx's `keepalive_timeout 0`).
+        let keep_alive = general.keep_alive();
         let https = tls.is_some();
         let (stream, mut client) = if general.use_proxy_protocol() {
             let timeout = general.proxy_protocol_header_timeout();
@@ -417,27 +420,40 @@ impl Accepted {
         };
         let service_ctx = ctx.clone();
         let served = std::cell::Cell::new(0u32);
+        let activity = Activity::new();
+        let requests = activity.clone();
         let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
             served.set(served.get().saturating_add(1));
-            let last = keep_alive_requests != 0
-                && served.get() >= keep_alive_requests
+            let last = (keep_alive.is_zero()
+                || keep_alive_requests != 0 && served.get() >= keep_alive_requests)
                 && request.version() <= http::Version::HTTP_11;
             // Returned as is: hyper moves the request's future into its connection
             // state once; a wrapping async block would move it again on first poll.
-            handle(service_ctx.clone(), client.clone(), request, last)
+            handle(
+                service_ctx.clone(),
+                client.clone(),
+                request,
+                requests.start(),
+                last,
+            )
         });
+        let idle_limit = if keep_alive.is_zero() {
+            CLIENT_HEADER_TIMEOUT
+        } else {
+            keep_alive
+        };
         let result = match stream {
             Either::Plain(stream) => {
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
-                graceful.watch(connection).await
+                Drive::new(connection, graceful, activity, idle_limit).await
             }
             Either::Tls(stream) => {
                 let connection = builder
                     .serve_connection_with_upgrades(TokioIo::new(*stream), service)
                     .into_owned();
-                graceful.watch(connection).await
+                Drive::new(connection, graceful, activity, idle_limit).await
             }
         };
         if let Err(e) = result {

@@ -120,6 +120,10 @@ pub(crate) struct Conn {
     pub(super) requests: u32,
     /// Room asked for by the next read (adaptive, [`READ_MIN`]..[`READ_MAX`]).
     read_size: usize,
+    /// The read timeout's timer, kept from one exchange to the next: moving a
+    /// registered timer's deadline later is one atomic update in tokio, where a new
+    /// timer per exchange costs an allocation, a registration and a removal.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 /// A response head.
@@ -143,6 +147,7 @@ impl Conn {
             since: now,
             requests: 0,
             read_size: READ_MIN,
+            timer: None,
         })
     }
 
@@ -162,6 +167,34 @@ impl Conn {
     /// True when nothing is left in the read buffer (a clean end of a response).
     pub(crate) fn is_clean(&self) -> bool {
         self.read.is_empty()
+    }
+
+    /// [`Conn::exchange`] with a deadline for the response head: `None` when it
+    /// passed first.
+    pub(crate) async fn exchange_until(
+        &mut self,
+        request: &Request<RequestBody>,
+        deadline: tokio::time::Instant,
+    ) -> Option<Result<Head, ExchangeError>> {
+        let mut timer = match self.timer.take() {
+            Some(mut timer) => {
+                timer.as_mut().reset(deadline);
+                timer
+            }
+            None => Box::pin(tokio::time::sleep_until(deadline)),
+        };
+        let outcome = {
+            let mut exchange = std::pin::pin!(self.exchange(request));
+            std::future::poll_fn(|cx| {
+                if let Poll::Ready(result) = exchange.as_mut().poll(cx) {
+                    return Poll::Ready(Some(result));
+                }
+                timer.as_mut().poll(cx).map(|()| None)
+            })
+            .await
+        };
+        self.timer = Some(timer);
+        outcome
     }
 
     /// Writes `request`'s head and reads the response head, skipping 1xx answers.
