@@ -29,7 +29,7 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct BalancerTable {
     version: u64,
-    by_name: HashMap<String, Arc<Entry>>,
+    by_name: HashMap<String, Arc<Entry>, foldhash::fast::RandomState>,
 }
 
 impl BalancerTable {

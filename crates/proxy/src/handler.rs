@@ -358,19 +358,30 @@ async fn proxy(
         HeaderValue::from_str(&location.source.upstream_vhost)
             .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?
     };
-    headers::to_upstream_with(
+    let forwarding = headers::forwarding(
         &mut parts.headers,
         &send_host,
         &client,
         snapshot.source.general.generate_request_id(),
     );
+    // Plain HTTP/1 upstreams get the forwarded headers as the request is sent: the
+    // fast path writes them into the request head without a map insertion each. A
+    // mirror copies the request's map, so it needs them in there.
+    let deferred = matches!(transport, Transport::Http1) && location.policies.mirror.is_none();
+    if !deferred {
+        forwarding.apply(&mut parts.headers);
+    }
     admitted.upstream_request(&mut parts);
     crate::policy::response::upstream_connection(
         &location.policies.response,
         &mut parts.headers,
         client_upgrade.is_some(),
     );
-    record.request_id = parts.headers.get("x-request-id").cloned();
+    // A request policy may have set its own (`proxy-set-headers`); it wins.
+    record.request_id = match forwarding.generated_request_id() {
+        Some(id) if location.policies.is_empty() => Some(id.clone()),
+        generated => parts.headers.get("x-request-id").or(generated).cloned(),
+    };
     let body = if body_is_empty(&parts.method, &body) {
         RequestBody::Empty
     } else {
@@ -462,7 +473,16 @@ async fn proxy(
         let started = Instant::now();
         record.upstream_addr = Some(addr);
         let sent = match transport {
-            Transport::Http1 => ctx.pool.send(addr, upstream_request, timeouts).await,
+            Transport::Http1 => {
+                ctx.pool
+                    .send_forwarded(
+                        addr,
+                        upstream_request,
+                        deferred.then_some(&forwarding),
+                        timeouts,
+                    )
+                    .await
+            }
             // Boxed: keeps this function's future as small as the plain path needs.
             other => {
                 let name = match upstream {

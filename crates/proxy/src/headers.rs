@@ -133,24 +133,31 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) -> Option<HeaderValue> {
 /// names: most requests and responses carry none or one of them, and a lookup or
 /// removal of an absent name costs a hash each (a dozen per request otherwise).
 #[derive(Debug, Clone, Copy, Default)]
-struct Seen(u16);
+struct Seen(u32);
 
 impl Seen {
-    const CONNECTION: u16 = 1;
-    const KEEP_ALIVE: u16 = 1 << 1;
-    const PROXY_CONNECTION: u16 = 1 << 2;
-    const TE: u16 = 1 << 3;
-    const TRAILER: u16 = 1 << 4;
-    const TRANSFER_ENCODING: u16 = 1 << 5;
-    const UPGRADE: u16 = 1 << 6;
-    const HOP_BY_HOP: u16 = (1 << 7) - 1;
-    const PROXY: u16 = 1 << 7;
-    const X_FORWARDED_FOR: u16 = 1 << 8;
-    const X_FORWARDED_HOST: u16 = 1 << 9;
-    const X_REQUEST_ID: u16 = 1 << 10;
+    const CONNECTION: u32 = 1;
+    const KEEP_ALIVE: u32 = 1 << 1;
+    const PROXY_CONNECTION: u32 = 1 << 2;
+    const TE: u32 = 1 << 3;
+    const TRAILER: u32 = 1 << 4;
+    const TRANSFER_ENCODING: u32 = 1 << 5;
+    const UPGRADE: u32 = 1 << 6;
+    const HOP_BY_HOP: u32 = (1 << 7) - 1;
+    const PROXY: u32 = 1 << 7;
+    const X_FORWARDED_FOR: u32 = 1 << 8;
+    const X_FORWARDED_HOST: u32 = 1 << 9;
+    const X_REQUEST_ID: u32 = 1 << 10;
+    const X_REAL_IP: u32 = 1 << 11;
+    const X_FORWARDED_PORT: u32 = 1 << 12;
+    const X_FORWARDED_PROTO: u32 = 1 << 13;
+    const X_FORWARDED_SCHEME: u32 = 1 << 14;
+    const X_SCHEME: u32 = 1 << 15;
+    const X_ORIGINAL_FORWARDED_FOR: u32 = 1 << 16;
+    const X_ORIGINAL_FORWARDED_HOST: u32 = 1 << 17;
     /// Every name "present": every lookup and removal done (what the scan saves).
     #[cfg(test)]
-    const ALL: Seen = Seen(u16::MAX);
+    const ALL: Seen = Seen(u32::MAX);
 
     fn scan(headers: &HeaderMap) -> Seen {
         let mut seen = 0;
@@ -160,7 +167,23 @@ impl Seen {
         Seen(seen)
     }
 
-    fn bit(name: &HeaderName) -> u16 {
+    fn bit(name: &HeaderName) -> u32 {
+        // The forwarded names all start with `x-`: one match on the rest.
+        if let Some(rest) = name.as_str().strip_prefix("x-") {
+            return match rest {
+                "forwarded-for" => Seen::X_FORWARDED_FOR,
+                "forwarded-host" => Seen::X_FORWARDED_HOST,
+                "request-id" => Seen::X_REQUEST_ID,
+                "real-ip" => Seen::X_REAL_IP,
+                "forwarded-port" => Seen::X_FORWARDED_PORT,
+                "forwarded-proto" => Seen::X_FORWARDED_PROTO,
+                "forwarded-scheme" => Seen::X_FORWARDED_SCHEME,
+                "scheme" => Seen::X_SCHEME,
+                "original-forwarded-for" => Seen::X_ORIGINAL_FORWARDED_FOR,
+                "original-forwarded-host" => Seen::X_ORIGINAL_FORWARDED_HOST,
+                _ => 0,
+            };
+        }
         // Standard names compare by their tag; the others by their bytes.
         if name == header::CONNECTION {
             Seen::CONNECTION
@@ -178,18 +201,12 @@ impl Seen {
             Seen::PROXY_CONNECTION
         } else if name == PROXY {
             Seen::PROXY
-        } else if name == X_FORWARDED_FOR {
-            Seen::X_FORWARDED_FOR
-        } else if name == X_FORWARDED_HOST {
-            Seen::X_FORWARDED_HOST
-        } else if name == X_REQUEST_ID {
-            Seen::X_REQUEST_ID
         } else {
             0
         }
     }
 
-    fn has(self, bits: u16) -> bool {
+    fn has(self, bits: u32) -> bool {
         self.0 & bits != 0
     }
 }
@@ -246,19 +263,30 @@ pub fn to_upstream_with(
     client: &ClientInfo,
     generate_request_id: bool,
 ) {
-    let seen = Seen::scan(headers);
-    to_upstream_seen(headers, host, client, generate_request_id, seen);
+    forwarding(headers, host, client, generate_request_id).apply(headers);
 }
 
-fn to_upstream_seen(
+/// Rewrites a client request's headers for upstream except for the forwarded headers,
+/// which it returns: hop-by-hop headers, `Proxy` and the client's own copies of the
+/// forwarded headers are removed, `Host` is set. [`Forwarding::apply`] completes the
+/// rewrite ([`to_upstream_with`] does both).
+pub fn forwarding(
+    headers: &mut HeaderMap,
+    host: &HeaderValue,
+    client: &ClientInfo,
+    generate_request_id: bool,
+) -> Forwarding {
+    let seen = Seen::scan(headers);
+    forwarding_seen(headers, host, client, generate_request_id, seen)
+}
+
+fn forwarding_seen(
     headers: &mut HeaderMap,
     host: &HeaderValue,
     client: &ClientInfo,
     generate_request_id: bool,
     seen: Seen,
-) {
-    // Room for the forwarded headers below, so the map grows at most once.
-    headers.reserve(10);
+) -> Forwarding {
     let upgrade = strip_hop_by_hop_seen(headers, seen);
     if seen.has(Seen::PROXY) {
         headers.remove(&PROXY);
@@ -271,7 +299,7 @@ fn to_upstream_seen(
         None => HeaderValue::from_static("http"),
     };
     let original_host = if seen.has(Seen::X_FORWARDED_HOST) {
-        headers.get(&X_FORWARDED_HOST).cloned()
+        headers.remove(&X_FORWARDED_HOST)
     } else {
         None
     };
@@ -280,6 +308,28 @@ fn to_upstream_seen(
     } else {
         None
     };
+    // The client's own values of the names set below give way to the proxy's.
+    for (bit, name, replaced) in [
+        (Seen::X_REAL_IP, &X_REAL_IP, true),
+        (Seen::X_FORWARDED_PORT, &X_FORWARDED_PORT, true),
+        (Seen::X_FORWARDED_PROTO, &X_FORWARDED_PROTO, true),
+        (Seen::X_FORWARDED_SCHEME, &X_FORWARDED_SCHEME, true),
+        (Seen::X_SCHEME, &X_SCHEME, true),
+        (
+            Seen::X_ORIGINAL_FORWARDED_FOR,
+            &X_ORIGINAL_FORWARDED_FOR,
+            original_for.is_some(),
+        ),
+        (
+            Seen::X_ORIGINAL_FORWARDED_HOST,
+            &X_ORIGINAL_FORWARDED_HOST,
+            original_host.is_some(),
+        ),
+    ] {
+        if replaced && seen.has(bit) {
+            headers.remove(name);
+        }
+    }
     let remote = client.remote_ip.clone();
     let port = match forwarded.and_then(|f| f.port.clone()) {
         Some(port) => port,
@@ -287,33 +337,131 @@ fn to_upstream_seen(
     };
 
     headers.insert(header::HOST, host.clone());
-    if generate_request_id && !seen.has(Seen::X_REQUEST_ID) {
-        headers.insert(X_REQUEST_ID.clone(), new_request_id());
-    }
-    headers.insert(X_REAL_IP.clone(), remote.clone());
-    headers.insert(
-        X_FORWARDED_FOR.clone(),
-        forwarded.and_then(|f| f.full_for.clone()).unwrap_or(remote),
-    );
-    headers.insert(
-        X_FORWARDED_HOST.clone(),
-        forwarded
-            .and_then(|f| f.host.clone())
-            .unwrap_or_else(|| host.clone()),
-    );
-    headers.insert(X_FORWARDED_PORT.clone(), port);
-    headers.insert(X_FORWARDED_PROTO.clone(), scheme.clone());
-    headers.insert(X_FORWARDED_SCHEME.clone(), scheme.clone());
-    headers.insert(X_SCHEME.clone(), scheme);
-    if let Some(v) = original_for {
-        headers.insert(X_ORIGINAL_FORWARDED_FOR.clone(), v);
-    }
-    if let Some(v) = original_host {
-        headers.insert(X_ORIGINAL_FORWARDED_HOST.clone(), v);
-    }
     if let Some(protocol) = upgrade {
         headers.insert(header::UPGRADE, protocol);
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+    Forwarding {
+        request_id: (generate_request_id && !seen.has(Seen::X_REQUEST_ID)).then(new_request_id),
+        forwarded_for: forwarded
+            .and_then(|f| f.full_for.clone())
+            .unwrap_or_else(|| remote.clone()),
+        real_ip: remote,
+        forwarded_host: forwarded
+            .and_then(|f| f.host.clone())
+            .unwrap_or_else(|| host.clone()),
+        forwarded_port: port,
+        scheme,
+        original_for,
+        original_host,
+    }
+}
+
+/// The forwarded headers of an upstream request (Part B §5.3 of the contract):
+/// `X-Request-ID` (when generated), `X-Real-IP`, `X-Forwarded-For`, `-Host`, `-Port`,
+/// `-Proto`, `-Scheme`, `X-Scheme`, and `X-Original-Forwarded-For` / `-Host` when the
+/// client sent forwarded values. Computed once by [`forwarding`]; then either set into
+/// the request's map ([`Forwarding::apply`]) or written straight into the request head
+/// by the fast path ([`Forwarding::write_missing`]), which saves a hash and a map
+/// insertion per field. Either way a field already in the map (set by a request
+/// policy, such as `proxy-set-headers`) wins.
+#[derive(Debug, Clone)]
+pub struct Forwarding {
+    request_id: Option<HeaderValue>,
+    real_ip: HeaderValue,
+    forwarded_for: HeaderValue,
+    forwarded_host: HeaderValue,
+    forwarded_port: HeaderValue,
+    scheme: HeaderValue,
+    original_for: Option<HeaderValue>,
+    original_host: Option<HeaderValue>,
+}
+
+impl Forwarding {
+    /// The generated `X-Request-ID`; `None` when the client sent one (it stays in the
+    /// request's map) or generation is off.
+    pub fn generated_request_id(&self) -> Option<&HeaderValue> {
+        self.request_id.as_ref()
+    }
+
+    /// The fields in the order they are sent, each with its [`Seen`] bit.
+    fn fields(&self) -> [(u32, &'static HeaderName, Option<&HeaderValue>); 10] {
+        [
+            (Seen::X_REQUEST_ID, &X_REQUEST_ID, self.request_id.as_ref()),
+            (Seen::X_REAL_IP, &X_REAL_IP, Some(&self.real_ip)),
+            (
+                Seen::X_FORWARDED_FOR,
+                &X_FORWARDED_FOR,
+                Some(&self.forwarded_for),
+            ),
+            (
+                Seen::X_FORWARDED_HOST,
+                &X_FORWARDED_HOST,
+                Some(&self.forwarded_host),
+            ),
+            (
+                Seen::X_FORWARDED_PORT,
+                &X_FORWARDED_PORT,
+                Some(&self.forwarded_port),
+            ),
+            (
+                Seen::X_FORWARDED_PROTO,
+                &X_FORWARDED_PROTO,
+                Some(&self.scheme),
+            ),
+            (
+                Seen::X_FORWARDED_SCHEME,
+                &X_FORWARDED_SCHEME,
+                Some(&self.scheme),
+            ),
+            (Seen::X_SCHEME, &X_SCHEME, Some(&self.scheme)),
+            (
+                Seen::X_ORIGINAL_FORWARDED_FOR,
+                &X_ORIGINAL_FORWARDED_FOR,
+                self.original_for.as_ref(),
+            ),
+            (
+                Seen::X_ORIGINAL_FORWARDED_HOST,
+                &X_ORIGINAL_FORWARDED_HOST,
+                self.original_host.as_ref(),
+            ),
+        ]
+    }
+
+    /// Sets the fields into `headers`, except those it already holds.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for (_, name, value) in self.fields() {
+            if let Some(value) = value {
+                headers.entry(name).or_insert_with(|| value.clone());
+            }
+        }
+    }
+
+    /// Appends the fields as header lines (`name: value\r\n`) to `out`, except those
+    /// whose names [`Presence`] saw in the request's map.
+    pub fn write_missing(&self, present: Presence, out: &mut Vec<u8>) {
+        for (bit, name, value) in self.fields() {
+            if let Some(value) = value
+                && !present.0.has(bit)
+            {
+                out.extend_from_slice(name.as_str().as_bytes());
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(value.as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+}
+
+/// Which forwarded names a request's map holds, noted name by name while the fast path
+/// writes the map's fields ([`Forwarding::write_missing`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Presence(Seen);
+
+impl Presence {
+    /// Notes `name`.
+    pub fn note(&mut self, name: &HeaderName) {
+        self.0.0 |= Seen::bit(name);
     }
 }
 
@@ -529,6 +677,9 @@ mod tests {
             "proxy",
             "x-forwarded-for",
             "x-forwarded-host",
+            "x-forwarded-proto",
+            "x-real-ip",
+            "x-original-forwarded-for",
             "x-request-id",
             "x-custom",
             "accept",
@@ -568,8 +719,51 @@ mod tests {
             let mut fast = headers.clone();
             let mut slow = headers;
             to_upstream_with(&mut fast, &host, &client(), false);
-            to_upstream_seen(&mut slow, &host, &client(), false, Seen::ALL);
+            forwarding_seen(&mut slow, &host, &client(), false, Seen::ALL).apply(&mut slow);
             proptest::prop_assert_eq!(fast, slow);
+        }
+
+        /// The fast path's head lines carry exactly the fields of the map the other
+        /// paths send: the map's own, plus the forwarded ones it lacks, a value a
+        /// request policy set after the rewrite winning over the proxy's.
+        #[test]
+        fn written_forwarded_headers_are_the_applied_ones(
+            headers in header_maps(),
+            policy_set in proptest::sample::subsequence(
+                vec!["x-forwarded-for", "x-real-ip", "x-request-id", "x-scheme", "x-other"],
+                0..3,
+            ),
+            generate in proptest::bool::ANY,
+        ) {
+            let host = HeaderValue::from_static("app.example.com");
+            let mut map = headers;
+            let forwarding = forwarding(&mut map, &host, &client(), generate);
+            for name in policy_set {
+                map.insert(name, HeaderValue::from_static("policy"));
+            }
+            let mut applied = map.clone();
+            forwarding.apply(&mut applied);
+            let mut expected: Vec<String> = applied
+                .iter()
+                .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap()))
+                .collect();
+
+            let mut present = Presence::default();
+            let mut written: Vec<String> = map
+                .iter()
+                .map(|(k, v)| {
+                    present.note(k);
+                    format!("{k}: {}", v.to_str().unwrap())
+                })
+                .collect();
+            let mut lines = Vec::new();
+            forwarding.write_missing(present, &mut lines);
+            let lines = String::from_utf8(lines).unwrap();
+            proptest::prop_assert!(lines.is_empty() || lines.ends_with("\r\n"));
+            written.extend(lines.split_terminator("\r\n").map(str::to_owned));
+            expected.sort();
+            written.sort();
+            proptest::prop_assert_eq!(written, expected);
         }
     }
 }

@@ -35,6 +35,7 @@ pub mod tls;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -49,6 +50,7 @@ use hyper_util::rt::TokioIo;
 use gangplank_store::policy::{UpstreamProtocol, UpstreamTls};
 
 use crate::body::RequestBody;
+use crate::headers::Forwarding;
 
 /// How one request reaches its upstream, borrowed from the location's compiled
 /// settings ([`gangplank_store::policy::UpstreamSettings`]).
@@ -284,18 +286,24 @@ impl Idle {
 
 /// Idle fast-path connections by address. Boxed: a connection moves between the pool
 /// and the response body it streams, which stays small that way.
-type FastPathIdle = HashMap<SocketAddr, Vec<Box<h1::Conn>>>;
+type FastPathIdle = HashMap<SocketAddr, Vec<Box<h1::Conn>>, Hasher>;
+
+/// The pools' map hasher: keys are configured addresses, not client input.
+pub(crate) type Hasher = foldhash::fast::RandomState;
 
 /// One worker's connection pool.
 #[derive(Debug)]
 pub struct Pool {
     /// The fast path's connections ([`h1`]).
     h1_idle: Mutex<FastPathIdle>,
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    idle: Mutex<HashMap<SocketAddr, Vec<Idle>, Hasher>>,
     /// HTTP/1.1 over TLS, by address and configuration ([`tls`]).
-    tls_idle: Mutex<HashMap<tls::Key, Vec<Idle>>>,
+    tls_idle: Mutex<HashMap<tls::Key, Vec<Idle>, Hasher>>,
     /// Shared HTTP/2 connections ([`h2`]).
     h2: Mutex<h2::Connections>,
+    /// Idle HTTP/1 connections of every kind (fast path, hyper's, TLS): one more on
+    /// each push into an idle list, one less on each pop out of one.
+    idle_total: AtomicUsize,
     settings: PoolSettings,
 }
 
@@ -319,9 +327,10 @@ impl Pool {
     /// An empty pool.
     pub fn new(settings: PoolSettings) -> Arc<Pool> {
         Arc::new(Pool {
-            h1_idle: Mutex::new(HashMap::new()),
-            idle: Mutex::new(HashMap::new()),
-            tls_idle: Mutex::new(HashMap::new()),
+            h1_idle: Mutex::new(HashMap::default()),
+            idle: Mutex::new(HashMap::default()),
+            tls_idle: Mutex::new(HashMap::default()),
+            idle_total: AtomicUsize::new(0),
             h2: Mutex::new(h2::Connections::default()),
             settings,
         })
@@ -329,13 +338,17 @@ impl Pool {
 
     /// Number of idle HTTP/1 connections (all upstreams, plain and TLS).
     pub fn idle_count(&self) -> usize {
-        self.plain_idle_count() + self.tls_idle_count()
+        self.idle_total.load(Ordering::Relaxed)
     }
 
-    /// Idle plain HTTP/1 connections, fast path and hyper's.
-    fn plain_idle_count(&self) -> usize {
-        self.lock().values().map(Vec::len).sum::<usize>()
-            + self.h1_lock().values().map(Vec::len).sum::<usize>()
+    /// A connection went into an idle list.
+    fn pushed(&self) {
+        self.idle_total.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A connection came out of an idle list (to be used or dropped).
+    fn popped(&self) {
+        self.idle_total.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// True when the pool may take one more idle connection: one
@@ -359,6 +372,7 @@ impl Pool {
         conn.since = now;
         conn.shrink();
         self.h1_lock().entry(conn.addr()).or_default().push(conn);
+        self.pushed();
     }
 
     /// A pooled fast-path connection to `addr`, and the time it was taken.
@@ -367,6 +381,7 @@ impl Pool {
         let list = map.get_mut(&addr)?;
         let now = Instant::now();
         while let Some(conn) = list.pop() {
+            self.popped();
             if self.settings.is_fresh(conn.since, conn.created, now) && conn.is_open() {
                 return Some((conn, now));
             }
@@ -398,7 +413,7 @@ impl Pool {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<Idle>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Vec<Idle>, Hasher>> {
         // The map holds only idle connections; after a panic elsewhere it is still valid.
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -417,6 +432,7 @@ impl Pool {
             return;
         }
         self.lock().entry(addr).or_default().push(idle);
+        self.pushed();
     }
 
     fn take(&self, addr: SocketAddr) -> Option<Idle> {
@@ -424,6 +440,7 @@ impl Pool {
         let list = map.get_mut(&addr)?;
         let now = Instant::now();
         while let Some(idle) = list.pop() {
+            self.popped();
             if self.settings.is_fresh(idle.since, idle.created, now) && !idle.sender.is_closed() {
                 return Some(idle);
             }
@@ -441,11 +458,27 @@ impl Pool {
         request: Request<RequestBody>,
         timeouts: Timeouts,
     ) -> Result<(Response<UpstreamBody>, Option<Checkin>), Failed> {
+        self.send_forwarded(addr, request, None, timeouts).await
+    }
+
+    /// [`Pool::send`] of a request whose forwarded headers are still to be added
+    /// (`forwarding`): the fast path writes them into the request head, the others set
+    /// them into the request first.
+    pub async fn send_forwarded(
+        self: &Arc<Self>,
+        addr: SocketAddr,
+        mut request: Request<RequestBody>,
+        forwarding: Option<&Forwarding>,
+        timeouts: Timeouts,
+    ) -> Result<(Response<UpstreamBody>, Option<Checkin>), Failed> {
         if h1::eligible(&request) {
             return self
-                .send_h1(addr, request, timeouts)
+                .send_h1(addr, request, forwarding, timeouts)
                 .await
                 .map(|response| (response, None));
+        }
+        if let Some(forwarding) = forwarding {
+            forwarding.apply(request.headers_mut());
         }
         // Boxed: the fast path is the common one, and sizes every request's future.
         Box::pin(self.send_hyper(addr, request, timeouts))
@@ -458,10 +491,14 @@ impl Pool {
         self: &Arc<Self>,
         addr: SocketAddr,
         mut request: Request<RequestBody>,
+        forwarding: Option<&Forwarding>,
         timeouts: Timeouts,
     ) -> Result<Response<UpstreamBody>, Failed> {
         while let Some((conn, now)) = self.take_h1(addr) {
-            match self.exchange_h1(conn, Some(now), request, timeouts).await {
+            match self
+                .exchange_h1(conn, Some(now), request, forwarding, timeouts)
+                .await
+            {
                 Ok(response) => return Ok(response),
                 // Closed by the upstream while the request was on its way: again,
                 // on the next connection.
@@ -481,8 +518,14 @@ impl Pool {
                 });
             }
         };
-        self.exchange_h1(h1::Conn::new(stream, addr), None, request, timeouts)
-            .await
+        self.exchange_h1(
+            h1::Conn::new(stream, addr),
+            None,
+            request,
+            forwarding,
+            timeouts,
+        )
+        .await
     }
 
     /// One fast-path exchange on `conn`; `taken` is when it was taken from the pool
@@ -492,13 +535,14 @@ impl Pool {
         mut conn: Box<h1::Conn>,
         taken: Option<Instant>,
         request: Request<RequestBody>,
+        forwarding: Option<&Forwarding>,
         timeouts: Timeouts,
     ) -> Result<Response<UpstreamBody>, Failed> {
         let reused = taken.is_some();
         // The read timeout runs from the moment the connection was in hand.
         let deadline =
             tokio::time::Instant::from_std(taken.unwrap_or(conn.created) + timeouts.read);
-        let head = match conn.exchange_until(&request, deadline).await {
+        let head = match conn.exchange_until(&request, forwarding, deadline).await {
             Some(Ok(head)) => head,
             Some(Err(e)) => {
                 let error = UpstreamError::Http1(e.error);

@@ -44,11 +44,14 @@ use tokio::net::TcpStream;
 
 use super::Pool;
 use crate::body::RequestBody;
+use crate::headers::{Forwarding, Presence};
 
 /// Header fields in a response head (hyper's default limit).
 const MAX_HEADERS: usize = 100;
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
+/// Spare room in a response's header map (see [`parse_head`]).
+const NEXT_REQUEST_ROOM: usize = 16;
 /// Largest trailer section of a chunked body.
 const MAX_TRAILERS: usize = 16 * 1024;
 /// Longest chunk-size line (with extensions).
@@ -174,6 +177,7 @@ impl Conn {
     pub(crate) async fn exchange_until(
         &mut self,
         request: &Request<RequestBody>,
+        forwarding: Option<&Forwarding>,
         deadline: tokio::time::Instant,
     ) -> Option<Result<Head, ExchangeError>> {
         let mut timer = match self.timer.take() {
@@ -184,7 +188,7 @@ impl Conn {
             None => Box::pin(tokio::time::sleep_until(deadline)),
         };
         let outcome = {
-            let mut exchange = std::pin::pin!(self.exchange(request));
+            let mut exchange = std::pin::pin!(self.exchange(request, forwarding));
             std::future::poll_fn(|cx| {
                 if let Poll::Ready(result) = exchange.as_mut().poll(cx) {
                     return Poll::Ready(Some(result));
@@ -197,12 +201,14 @@ impl Conn {
         outcome
     }
 
-    /// Writes `request`'s head and reads the response head, skipping 1xx answers.
+    /// Writes `request`'s head (with the `forwarding` headers it lacks) and reads the
+    /// response head, skipping 1xx answers.
     pub(crate) async fn exchange(
         &mut self,
         request: &Request<RequestBody>,
+        forwarding: Option<&Forwarding>,
     ) -> Result<Head, ExchangeError> {
-        encode(request, &mut self.write);
+        encode(request, forwarding, &mut self.write);
         // Let the worker's other ready tasks run first, so that requests read in
         // the same turn reach their upstreams in one burst of writes, as they did
         // through hyper's connection tasks. Writing each at once (interleaved with
@@ -286,22 +292,30 @@ impl Conn {
 }
 
 /// The request head, as hyper writes it: `METHOD target HTTP/1.1`, the fields as they
-/// are (names lower-case), no `Transfer-Encoding` (there is no body).
-fn encode(request: &Request<RequestBody>, out: &mut Vec<u8>) {
+/// are (names lower-case), no `Transfer-Encoding` (there is no body), then the
+/// forwarded headers the map does not hold.
+fn encode(request: &Request<RequestBody>, forwarding: Option<&Forwarding>, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(request.method().as_str().as_bytes());
     out.push(b' ');
     let target = request.uri().path_and_query().map_or("/", |p| p.as_str());
     out.extend_from_slice(if target.is_empty() { "/" } else { target }.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut present = Presence::default();
     for (name, value) in request.headers() {
         if name == header::TRANSFER_ENCODING {
             continue;
+        }
+        if forwarding.is_some() {
+            present.note(name);
         }
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
+    }
+    if let Some(forwarding) = forwarding {
+        forwarding.write_missing(present, out);
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -350,7 +364,10 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Http1Error> {
         Version::HTTP_10
     };
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(fields);
+    // hyper keeps a response's emptied map for the next request it reads on the client
+    // connection: with room for that request's fields and the forwarded headers the
+    // proxy adds, the map is not reallocated on the way.
+    let mut headers = HeaderMap::with_capacity(fields + NEXT_REQUEST_ROOM);
     for [ns, ne, vs, ve] in &spans[..fields] {
         let name = head
             .get(*ns as usize..*ne as usize)

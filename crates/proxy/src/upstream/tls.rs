@@ -95,13 +95,11 @@ pub(super) async fn connect(
 }
 
 impl Pool {
-    fn tls_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<Key, Vec<Idle>>> {
+    fn tls_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<Key, Vec<Idle>, super::Hasher>> {
         // Idle connections only; still valid after a panic elsewhere.
         self.tls_idle.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(super) fn tls_idle_count(&self) -> usize {
-        self.tls_lock().values().map(Vec::len).sum()
     }
 
     pub(super) fn put_tls(&self, addr: SocketAddr, idle: Idle) {
@@ -118,6 +116,7 @@ impl Pool {
         }
         let key = (addr, identity(&tag.config));
         self.tls_lock().entry(key).or_default().push(idle);
+        self.pushed();
     }
 
     fn take_tls(
@@ -136,6 +135,7 @@ impl Pool {
             }
             // Swaps in the last entry, which was already looked at.
             let idle = list.swap_remove(i);
+            self.popped();
             let fresh = self
                 .settings
                 .is_fresh(idle.since, idle.created, Instant::now());

@@ -41,11 +41,47 @@ fn the_request_head_is_what_hyper_would_write() {
         HeaderValue::from_static("chunked"),
     );
     let mut out = Vec::new();
-    encode(&request, &mut out);
+    encode(&request, None, &mut out);
     assert_eq!(
         String::from_utf8(out).unwrap(),
         "DELETE /api/x?y=1 HTTP/1.1\r\nhost: app.example.com\r\nx-request-id: abc\r\n\
          accept: a\r\naccept: b\r\n\r\n"
+    );
+}
+
+#[test]
+fn forwarded_headers_follow_the_fields_the_request_lacks_them_for() {
+    let client = crate::headers::ClientInfo::new("192.0.2.7:5555".parse().unwrap(), 80, false);
+    let mut request = get("/");
+    request
+        .headers_mut()
+        .insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    let host = HeaderValue::from_static("app.example.com");
+    let forwarding = crate::headers::forwarding(request.headers_mut(), &host, &client, true);
+    // Set after the rewrite, as `proxy-set-headers` does: it wins.
+    request
+        .headers_mut()
+        .insert("x-scheme", HeaderValue::from_static("policy"));
+    let mut out = Vec::new();
+    encode(&request, Some(&forwarding), &mut out);
+    let head = String::from_utf8(out).unwrap();
+    let (id_line, rest) = head
+        .split_once("x-request-id: ")
+        .and_then(|(before, after)| {
+            Some((
+                after.split_once("\r\n")?.0,
+                before.to_owned() + after.split_once("\r\n")?.1,
+            ))
+        })
+        .unwrap();
+    assert_eq!(id_line.len(), 32, "{head}");
+    assert!(id_line.bytes().all(|b| b.is_ascii_hexdigit()), "{head}");
+    assert_eq!(
+        rest,
+        "GET / HTTP/1.1\r\nhost: app.example.com\r\nx-scheme: policy\r\n\
+         x-real-ip: 192.0.2.7\r\nx-forwarded-for: 192.0.2.7\r\n\
+         x-forwarded-host: app.example.com\r\nx-forwarded-port: 80\r\n\
+         x-forwarded-proto: http\r\nx-forwarded-scheme: http\r\n\r\n"
     );
 }
 
