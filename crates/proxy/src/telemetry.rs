@@ -464,7 +464,9 @@ struct Series {
 /// whatever the traffic).
 const MAX_SERIES: usize = 10_000;
 
-type Shard = Mutex<HashMap<SeriesKey, Series>>;
+/// Per-worker series; foldhash rather than SipHash: every request hashes its key,
+/// and the keys' parts are bounded (labels from the configuration, status, method).
+type Shard = Mutex<HashMap<SeriesKey, Series, foldhash::fast::RandomState>>;
 
 /// The metrics registry: one shard per worker, merged at scrape time.
 #[derive(Debug)]
@@ -493,7 +495,7 @@ fn method_label(method: &Method) -> &'static str {
 impl Metrics {
     fn new(status: Arc<Status>, const_labels: ConstLabels, workers: usize) -> Metrics {
         let shards = (0..workers.max(1))
-            .map(|_| Mutex::new(HashMap::new()))
+            .map(|_| Mutex::new(HashMap::default()))
             .collect();
         Metrics {
             shards,
