@@ -112,7 +112,7 @@ const USAGE: &str = "usage: cargo xtask bench [proxy] [--rounds N] [--duration S
 
   proxy (default)  Gangplank vs nginx, same upstream, same CPU budget, wrk load
   criterion        the criterion micro-benchmarks of benches/
-  --rounds N       measured rounds per proxy, interleaved (default 3)
+  --rounds N       measured rounds per proxy, interleaved (default 5)
   --duration S     seconds per round (default 10)
   --warmup S       seconds of warm-up per proxy (default 2)
   --no-build       use the existing target/release/gangplank";
@@ -120,7 +120,8 @@ const USAGE: &str = "usage: cargo xtask bench [proxy] [--rounds N] [--duration S
 /// Command-line options of the proxy comparison.
 #[derive(Debug, Clone, PartialEq)]
 struct Options {
-    /// Measured rounds per proxy.
+    /// Measured rounds per proxy. Five by default: the shared host's speed moves by
+    /// 10-20 % over tens of seconds, and a median of three rounds followed it.
     rounds: usize,
     /// Seconds per round.
     duration: u32,
@@ -133,7 +134,7 @@ struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            rounds: 3,
+            rounds: 5,
             duration: 10,
             warmup: 2,
             build: true,
