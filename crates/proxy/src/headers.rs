@@ -215,14 +215,26 @@ fn strip_hop_by_hop_seen(headers: &mut HeaderMap, seen: Seen) -> Option<HeaderVa
     if !seen.has(Seen::HOP_BY_HOP) {
         return None;
     }
-    let upgrade = headers.get(header::UPGRADE).cloned();
+    let upgrade = if seen.has(Seen::UPGRADE) {
+        headers.get(header::UPGRADE).cloned()
+    } else {
+        None
+    };
     let mut named: Vec<HeaderName> = Vec::new();
     let mut asks_upgrade = false;
-    for value in headers.get_all(header::CONNECTION) {
-        if let Ok(text) = value.to_str() {
+    if seen.has(Seen::CONNECTION) {
+        for value in headers.get_all(header::CONNECTION) {
+            let Ok(text) = value.to_str() else {
+                continue;
+            };
             for token in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
                 if token.eq_ignore_ascii_case("upgrade") {
                     asks_upgrade = true;
+                } else if token.eq_ignore_ascii_case("close")
+                    || token.eq_ignore_ascii_case("keep-alive")
+                {
+                    // The usual values: `close` names no field, `Keep-Alive` goes
+                    // below with the other hop-by-hop fields (no name to build).
                 } else if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
                     named.push(name);
                 }
