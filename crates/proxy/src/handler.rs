@@ -347,8 +347,15 @@ async fn proxy(
     // `AUTO_HTTP` follows the connection's scheme (nginx's `$scheme`).
     let transport = Transport::of(&upstream_settings.protocol, client.https);
     let te_trailers = transport.is_h2() && crate::upstream::h2::wants_trailers(&parts.headers);
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    parts.uri = Uri::try_from(path_and_query).map_err(|_| StatusCode::BAD_REQUEST)?;
+    // Origin-form (`/path?query`, HTTP/1's usual target) is kept as it is; an
+    // absolute-form or HTTP/2 target loses its scheme and authority.
+    if parts.uri.scheme().is_some()
+        || parts.uri.authority().is_some()
+        || parts.uri.path_and_query().is_none()
+    {
+        let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        parts.uri = Uri::try_from(path_and_query).map_err(|_| StatusCode::BAD_REQUEST)?;
+    }
     parts.version = http::Version::HTTP_11;
     // `mirror-target` variables see the request as received (`$request_uri`).
     let mirror_uri = location.policies.mirror.as_ref().map(|_| parts.uri.clone());

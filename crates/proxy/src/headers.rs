@@ -40,6 +40,10 @@ pub struct ClientInfo {
     /// The client certificate of a TLS connection whose host asked for one
     /// (`auth-tls-*`), verified once per connection.
     pub client_cert: Option<std::sync::Arc<crate::client_cert::ClientCertificate>>,
+    /// `local_port` as a header value, made once per connection (each request's
+    /// `X-Forwarded-Port` then costs a reference count, not an allocation); used only
+    /// while it still names `local_port`.
+    local_port_value: (u16, HeaderValue),
 }
 
 /// Values taken from a trusted peer's forwarded headers (ingress-nginx's
@@ -93,6 +97,18 @@ impl ClientInfo {
             https,
             forwarded: None,
             client_cert: None,
+            local_port_value: (local_port, HeaderValue::from(local_port)),
+        }
+    }
+
+    /// The connection's own `X-Forwarded-Port`: 443 over TLS, else the listener's port.
+    fn forwarded_port(&self) -> HeaderValue {
+        if self.https {
+            HeaderValue::from_static("443")
+        } else if self.local_port_value.0 == self.local_port {
+            self.local_port_value.1.clone()
+        } else {
+            HeaderValue::from(self.local_port)
         }
     }
 }
@@ -111,6 +127,16 @@ static PROXY: HeaderName = HeaderName::from_static("proxy");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
+/// Request ids are cut from shared blocks of this size: one allocation per 128 ids
+/// instead of two per id (the value, then its first clone for the access log).
+const REQUEST_ID_BLOCK: usize = 32 * 128;
+
+thread_local! {
+    /// The current block of request ids.
+    static REQUEST_IDS: std::cell::RefCell<bytes::BytesMut> =
+        std::cell::RefCell::new(bytes::BytesMut::new());
+}
+
 /// A fresh request id: 32 lowercase hex digits, like nginx's `$request_id`.
 pub fn new_request_id() -> HeaderValue {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -120,7 +146,15 @@ pub fn new_request_id() -> HeaderValue {
         *byte = HEX[(n & 0xf) as usize];
         n >>= 4;
     }
-    HeaderValue::from_bytes(&id).unwrap_or(HeaderValue::from_static("0"))
+    let bytes = REQUEST_IDS.with(|block| {
+        let mut block = block.borrow_mut();
+        if block.capacity() < id.len() {
+            *block = bytes::BytesMut::with_capacity(REQUEST_ID_BLOCK);
+        }
+        block.extend_from_slice(&id);
+        block.split_to(id.len()).freeze()
+    });
+    HeaderValue::from_maybe_shared(bytes).unwrap_or(HeaderValue::from_static("0"))
 }
 
 /// Removes hop-by-hop headers, including those named by `Connection`. Returns the
@@ -345,7 +379,7 @@ fn forwarding_seen(
     let remote = client.remote_ip.clone();
     let port = match forwarded.and_then(|f| f.port.clone()) {
         Some(port) => port,
-        None => HeaderValue::from(if client.https { 443 } else { client.local_port }),
+        None => client.forwarded_port(),
     };
 
     headers.insert(header::HOST, host.clone());

@@ -578,6 +578,12 @@ impl Pool {
                 });
             }
         };
+        // The request is done with: its header map, emptied at once (its values hold
+        // the client connection's read buffer), serves the next response head.
+        let mut request = request;
+        let mut spare = std::mem::take(request.headers_mut());
+        spare.clear();
+        conn.spare = Some(spare);
         let home = (reusable && self.settings.max_idle > 0).then(|| self.clone());
         let mut response = Response::new(UpstreamBody::Http1(h1::Body::new(framing, conn, home)));
         *response.status_mut() = head.status;

@@ -127,6 +127,10 @@ pub(crate) struct Conn {
     /// registered timer's deadline later is one atomic update in tokio, where a new
     /// timer per exchange costs an allocation, a registration and a removal.
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// An emptied header map (the last request's) for the next response head:
+    /// response maps go to hyper, which reuses them for the client's next request,
+    /// whose map comes back here once sent; no map is allocated in the steady state.
+    pub(super) spare: Option<HeaderMap>,
 }
 
 /// A response head.
@@ -151,6 +155,7 @@ impl Conn {
             requests: 0,
             read_size: READ_MIN,
             timer: None,
+            spare: None,
         })
     }
 
@@ -229,7 +234,7 @@ impl Conn {
                     error,
                     nothing_received: false,
                 };
-                match parse_head(&mut self.read).map_err(failed)? {
+                match parse_head_into(&mut self.read, &mut self.spare).map_err(failed)? {
                     Some(head) if head.status == StatusCode::SWITCHING_PROTOCOLS => {
                         return Err(failed(Http1Error::Invalid(
                             "101 Switching Protocols to a request without an upgrade",
@@ -322,7 +327,17 @@ fn encode(request: &Request<RequestBody>, forwarding: Option<&Forwarding>, out: 
 
 /// Parses a response head at the start of `buf` and consumes it; `None` when more
 /// bytes are needed. Field values share the head's buffer (no copies).
+#[cfg(test)]
 fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Http1Error> {
+    parse_head_into(buf, &mut None)
+}
+
+/// [`parse_head`] into the `spare` map when there is one (taken only for a complete
+/// head).
+fn parse_head_into(
+    buf: &mut BytesMut,
+    spare: &mut Option<HeaderMap>,
+) -> Result<Option<Head>, Http1Error> {
     // Offsets of each field's name and value in `buf`.
     let mut spans = [[0u32; 4]; MAX_HEADERS];
     let (len, code, minor, fields) = {
@@ -367,7 +382,13 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Http1Error> {
     // hyper keeps a response's emptied map for the next request it reads on the client
     // connection: with room for that request's fields and the forwarded headers the
     // proxy adds, the map is not reallocated on the way.
-    let mut headers = HeaderMap::with_capacity(fields + NEXT_REQUEST_ROOM);
+    let mut headers = match spare.take() {
+        Some(mut map) => {
+            map.reserve(fields);
+            map
+        }
+        None => HeaderMap::with_capacity(fields + NEXT_REQUEST_ROOM),
+    };
     for [ns, ne, vs, ve] in &spans[..fields] {
         let name = head
             .get(*ns as usize..*ne as usize)
