@@ -11,7 +11,9 @@
 //!    127.0.0.1:18080 (`--workers 1`), nginx on 127.0.0.1:18081 (`worker_processes 1`);
 //! 5. warms both up, then runs interleaved `wrk` rounds (G, N, G, N, ...) and measures
 //!    throughput, latency, CPU seconds per 1000 requests and peak RSS;
-//! 6. prints a markdown table and the Gangplank/nginx ratios, per scenario.
+//! 6. prints a markdown table and the Gangplank/nginx ratios, per scenario: the ratio of
+//!    the two medians, and the median of the per-round ratios (each Gangplank round
+//!    against the nginx round right after it, which saw about the same host).
 //!
 //! Scenarios:
 //! - `http1-keepalive`: plain HTTP/1.1, client keep-alive;
@@ -2067,7 +2069,30 @@ fn format_table(rows: &[Row]) -> String {
     table
 }
 
-/// `ratio gangplank/nginx: ...`, one line per scenario.
+/// The ratios of each round's Gangplank sample to the nginx sample measured right
+/// after it, medians over the rounds: the host's speed drifts over tens of seconds, and
+/// adjacent rounds see about the same host. `None` with one round or unpaired rounds.
+fn paired_ratios(rows: &[Row], scenario: &str) -> Option<String> {
+    let samples = |proxy: ProxyKind| {
+        rows.iter()
+            .find(|r| r.scenario == scenario && r.proxy == proxy)
+            .map(|r| &r.samples)
+    };
+    let (g, n) = (samples(ProxyKind::Gangplank)?, samples(ProxyKind::Nginx)?);
+    if g.len() != n.len() || g.len() < 2 {
+        return None;
+    }
+    let ratio = |f: fn(&Sample) -> f64| median(g.iter().zip(n).map(|(a, b)| f(a) / f(b)).collect());
+    Some(format!(
+        "paired rounds (median of per-round ratios): req/s {:.2}, p99 {:.2}, CPU/req {:.2}",
+        ratio(|s| s.wrk.requests_per_second),
+        ratio(|s| s.wrk.p99_us),
+        ratio(Sample::cpu_per_1000)
+    ))
+}
+
+/// `ratio gangplank/nginx: ...` (ratio of the medians, and of paired rounds), per
+/// scenario.
 fn ratio_lines(rows: &[Row]) -> Vec<String> {
     let find = |scenario: &str, proxy: ProxyKind| {
         rows.iter()
@@ -2091,6 +2116,9 @@ fn ratio_lines(rows: &[Row]) -> Vec<String> {
                 g.p99_us / n.p99_us,
                 g.cpu_per_1000 / n.cpu_per_1000
             ));
+            if let Some(paired) = paired_ratios(rows, scenario) {
+                lines.push(format!("{prefix}{paired}"));
+            }
         }
     }
     // Issue 5's target: policies cost Gangplank at most 10 % of its plain throughput.
@@ -2398,6 +2426,42 @@ closed
                 upstream_connections: 5,
             }],
         }
+    }
+
+    #[test]
+    fn paired_ratios_follow_the_host_round_by_round() {
+        // The host halves its speed for round 2: each proxy's median hides it, the
+        // per-round ratios do not.
+        let with_rounds = |proxy, rates: &[f64]| {
+            let mut r = row(proxy, 0.0, 1000.0);
+            let template = r.samples[0].clone();
+            r.samples = rates
+                .iter()
+                .map(|&rps| {
+                    let mut sample = template.clone();
+                    sample.wrk.requests_per_second = rps;
+                    sample
+                })
+                .collect();
+            r
+        };
+        let rows = [
+            with_rounds(ProxyKind::Gangplank, &[105.0, 52.5, 103.0]),
+            with_rounds(ProxyKind::Nginx, &[100.0, 100.0, 50.0]),
+        ];
+        assert_eq!(
+            ratio_lines(&rows),
+            [
+                "ratio gangplank/nginx: req/s 1.03, p99 1.00, CPU/req 1.00",
+                "paired rounds (median of per-round ratios): req/s 1.05, p99 1.00, CPU/req 1.00"
+            ]
+        );
+        // One round: nothing to pair.
+        let rows = [
+            with_rounds(ProxyKind::Gangplank, &[105.0]),
+            with_rounds(ProxyKind::Nginx, &[100.0]),
+        ];
+        assert_eq!(ratio_lines(&rows).len(), 1);
     }
 
     #[test]
