@@ -2434,11 +2434,11 @@ closed
         // per-round ratios do not.
         let with_rounds = |proxy, rates: &[f64]| {
             let mut r = row(proxy, 0.0, 1000.0);
-            let template = r.samples[0].clone();
+            let template = r.samples[0];
             r.samples = rates
                 .iter()
                 .map(|&rps| {
-                    let mut sample = template.clone();
+                    let mut sample = template;
                     sample.wrk.requests_per_second = rps;
                     sample
                 })
