@@ -578,6 +578,20 @@ async fn upstream_connections_are_reused() {
     );
 }
 
+/// Reads a request head from `stream` (up to its blank line); false when the stream
+/// ended or failed first.
+async fn read_request_head(stream: &mut tokio::net::TcpStream) -> bool {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    true
+}
+
 /// An upstream that keeps no connection: it answers one request per connection with a
 /// keep-alive response (no `Connection: close`), then closes the connection `linger`
 /// later. Returns its address and the number of requests it answered.
@@ -595,13 +609,8 @@ async fn one_shot_upstream(
             };
             let count = count.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
+                if !read_request_head(&mut stream).await {
+                    return;
                 }
                 let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n";
                 if stream.write_all(answer).await.is_ok() {
@@ -805,13 +814,8 @@ async fn pausing_upstream(pause: Duration) -> SocketAddr {
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 1024];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match stream.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
+                if !read_request_head(&mut stream).await {
+                    return;
                 }
                 let head = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nabc";
                 if stream.write_all(head).await.is_err() {
