@@ -17,7 +17,7 @@
 //! connection goes back to the pool only when its body was read to the end, exactly:
 //! bytes past the end of a response mean the connection cannot be trusted.
 //!
-//! Idle pooled connections have no task watching them: [`Conn::is_open`] asks tokio
+//! Idle pooled connections have no task watching them: `Conn::is_open` asks tokio
 //! whether the socket became readable (it answers from the readiness epoll reported,
 //! without a system call when nothing happened), and a reused connection that ends
 //! before any byte of an answer arrived hands the request back for an idempotent
@@ -50,7 +50,7 @@ use crate::headers::{Forwarding, Presence};
 const MAX_HEADERS: usize = 100;
 /// Largest response head accepted.
 const MAX_HEAD: usize = 64 * 1024;
-/// Spare room in a response's header map (see [`parse_head`]).
+/// Spare room in a response's header map (see [`parse_head_into`]).
 const NEXT_REQUEST_ROOM: usize = 16;
 /// Largest trailer section of a chunked body.
 const MAX_TRAILERS: usize = 16 * 1024;
@@ -80,7 +80,7 @@ pub enum Http1Error {
     /// The response does not parse, or contradicts itself.
     #[error("upstream sent an invalid response: {0}")]
     Invalid(&'static str),
-    /// The response head exceeds [`MAX_HEAD`].
+    /// The response head exceeds 64 KiB (`MAX_HEAD`).
     #[error("upstream sent too big a response header (over {MAX_HEAD} bytes)")]
     TooBig,
 }
@@ -325,15 +325,15 @@ fn encode(request: &Request<RequestBody>, forwarding: Option<&Forwarding>, out: 
     out.extend_from_slice(b"\r\n");
 }
 
-/// Parses a response head at the start of `buf` and consumes it; `None` when more
-/// bytes are needed. Field values share the head's buffer (no copies).
+/// [`parse_head_into`] a new map.
 #[cfg(test)]
 fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, Http1Error> {
     parse_head_into(buf, &mut None)
 }
 
-/// [`parse_head`] into the `spare` map when there is one (taken only for a complete
-/// head).
+/// Parses a response head at the start of `buf` and consumes it; `None` when more
+/// bytes are needed. Field values share the head's buffer (no copies). The fields go
+/// into the `spare` map when there is one (taken only for a complete head).
 fn parse_head_into(
     buf: &mut BytesMut,
     spare: &mut Option<HeaderMap>,
