@@ -672,6 +672,20 @@ mod tests {
     }
 
     #[test]
+    fn request_ids_cut_from_blocks_stay_distinct_across_refills() {
+        // Three blocks' worth: the refill path runs twice.
+        let ids: Vec<HeaderValue> = (0..3 * REQUEST_ID_BLOCK / 32 + 1)
+            .map(|_| new_request_id())
+            .collect();
+        for id in &ids {
+            assert_eq!(id.len(), 32);
+            assert!(id.as_bytes().iter().all(u8::is_ascii_hexdigit), "{id:?}");
+        }
+        let distinct: std::collections::HashSet<&[u8]> = ids.iter().map(|v| v.as_bytes()).collect();
+        assert_eq!(distinct.len(), ids.len());
+    }
+
+    #[test]
     fn request_ids_are_generated_only_when_asked() {
         let mut h = HeaderMap::new();
         to_upstream_with(&mut h, &HeaderValue::from_static("h"), &client(), false);

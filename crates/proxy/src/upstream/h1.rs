@@ -208,7 +208,7 @@ impl Conn {
 
     /// Writes `request`'s head (with the `forwarding` headers it lacks) and reads the
     /// response head, skipping 1xx answers.
-    pub(crate) async fn exchange(
+    async fn exchange(
         &mut self,
         request: &Request<RequestBody>,
         forwarding: Option<&Forwarding>,
